@@ -1,0 +1,60 @@
+"""Lint, type-check and test aioregistry: ``python3 -m nox`` runs all three.
+
+``tests`` runs on the interpreter that runs nox. ``tests_matrix`` runs the suite on every
+``Programming Language :: Python :: 3.X`` version of pyproject.toml that is installed here and
+skips the others (``python3 -m nox -s tests_matrix``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nox
+
+PYPROJECT = nox.project.load_toml("pyproject.toml")
+PYTHON_VERSIONS = nox.project.python_versions(PYPROJECT)
+
+# The versions the code base was checked with: a new release can add lint or type errors.
+RUFF = "ruff==0.17.6"
+MYPY = "mypy==2.4.1"
+
+nox.options.default_venv_backend = "venv"
+nox.options.error_on_missing_interpreters = False
+nox.options.download_python = "never"
+nox.options.sessions = ["lint", "typecheck", "tests"]
+
+
+def _run_tests(session: nox.Session) -> None:
+    session.run("bash", ".ci/ensure-registry", external=True)
+    session.install("-e", ".[test]")
+    session.run("pytest", *session.posargs)
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Run the test suite on the interpreter running nox (Debian's docker-registry needed)."""
+    _run_tests(session)
+
+
+@nox.session(python=PYTHON_VERSIONS, default=False)
+def tests_matrix(session: nox.Session) -> None:
+    """Run the test suite on each supported Python that is installed."""
+    _run_tests(session)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """Ruff's lint rules and formatting."""
+    session.install(RUFF)
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict on the package (and on tests/typing when it exists)."""
+    session.install(MYPY, "-e", ".")
+    targets = ["aioregistry"]
+    if Path("tests/typing").is_dir():
+        targets.append("tests/typing")
+    session.run("mypy", "--strict", *targets)
