@@ -1,0 +1,84 @@
+"""aioregistry: a fast, correct async client for Docker Registry HTTP API V2 / OCI registries.
+
+async with aioregistry.RegistryClient() as client:
+    digest = await client.get_digest("ubuntu:24.04")
+"""
+
+from ._auth import Credentials, Token, TokenCache
+from ._client import DEFAULT_PLATFORM, ClientStats, RegistryClient, RepoType
+from ._exceptions import (
+    AuthenticationError,
+    ConnectError,
+    DigestMismatch,
+    ErrorDetail,
+    Forbidden,
+    InsecureCredentials,
+    InvalidContent,
+    InvalidPlatform,
+    InvalidReference,
+    NoMatchingPlatform,
+    NotFound,
+    ProtocolError,
+    RegistryError,
+    RequestTimeout,
+    ResponseError,
+    TLSError,
+    TooManyRequests,
+    TransportError,
+    Unauthorized,
+    UnsupportedMediaType,
+    UsageError,
+)
+from ._models import (
+    ConfigBlob,
+    Descriptor,
+    ImageIndex,
+    ImageManifest,
+    Platform,
+)
+from ._references import Reference, Repository, parse_reference, parse_repository
+from ._transport import Limits, Timeouts
+from ._version import __version__
+
+__all__ = [
+    "DEFAULT_PLATFORM",
+    "AuthenticationError",
+    "ClientStats",
+    "ConfigBlob",
+    "ConnectError",
+    "Credentials",
+    "Descriptor",
+    "DigestMismatch",
+    "ErrorDetail",
+    "Forbidden",
+    "ImageIndex",
+    "ImageManifest",
+    "InsecureCredentials",
+    "InvalidContent",
+    "InvalidPlatform",
+    "InvalidReference",
+    "Limits",
+    "NoMatchingPlatform",
+    "NotFound",
+    "Platform",
+    "ProtocolError",
+    "Reference",
+    "RegistryClient",
+    "RegistryError",
+    "RepoType",
+    "Repository",
+    "RequestTimeout",
+    "ResponseError",
+    "TLSError",
+    "Timeouts",
+    "Token",
+    "TokenCache",
+    "TooManyRequests",
+    "TransportError",
+    "Unauthorized",
+    "UnsupportedMediaType",
+    "UsageError",
+    "__version__",
+    "parse_reference",
+    "parse_repository",
+]

@@ -1,0 +1,5 @@
+"""``python -m aioregistry``: the same CLI as the ``aioregistry`` console script."""
+
+from ._cli import main
+
+raise SystemExit(main())

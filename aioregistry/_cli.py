@@ -1,0 +1,170 @@
+"""The ``aioregistry`` command: a thin async layer over `RegistryClient`.
+
+Output is made for pipes: a token or digest is one line; manifests and configs are the exact
+bytes the registry sent (so ``aioregistry manifest -i x | sha256sum`` gives its digest); lists
+are JSON. Errors are one line on stderr (a traceback only with ``--debug``).
+
+Exit status: 0 success; 1 the registry answered with an error or with content we reject;
+2 bad usage or no answer at all (connection, TLS, timeout); 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+
+import anyio
+import orjson
+
+from ._client import RegistryClient, RepoType
+from ._exceptions import RegistryError, TransportError, UsageError
+from ._references import DOCKER_HUB_REGISTRY, parse_reference, parse_repository
+from ._version import __version__
+
+__all__ = ["main"]
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-t",
+        "--type",
+        dest="repo_type",
+        choices=("image", "plugin"),
+        default="image",
+        help="repository type: image (default) or plugin (scope repository(plugin):NAME:pull)",
+    )
+    parser.add_argument(
+        "-k", "--insecure", action="store_true", help="do not verify the registry's TLS certificate"
+    )
+    parser.add_argument(
+        "--ca-file", metavar="PEM", help="also trust the CA certificates in this file"
+    )
+    parser.add_argument(
+        "--plain-http", action="store_true", help="talk HTTP, not HTTPS, to the registry"
+    )
+    parser.add_argument(
+        "--debug", action="store_true", help="show a traceback when something goes wrong"
+    )
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="aioregistry",
+        description="Query Docker Registry HTTP API V2 / OCI registries. "
+        "Credentials come from DOCKER_USER and DOCKER_PASSWORD.",
+    )
+    parser.add_argument("--version", action="version", version=f"aioregistry {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help_: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_, description=help_)
+        _common(p)
+        return p
+
+    p = command("token", "print a pull token for a repository")
+    p.add_argument("-r", "--repository", required=True, metavar="REPO")
+    p = command("tags", 'print {"name": ..., "tags": [...]} with every tag of a repository')
+    p.add_argument("-r", "--repository", required=True, metavar="REPO")
+    p = command("digest", "print the digest a tag points to (an index's own for multi-arch)")
+    p.add_argument("-i", "--image", required=True, metavar="IMAGE")
+    p.add_argument(
+        "--platform", metavar="OS/ARCH[/VARIANT]", help="digest of this platform's manifest"
+    )
+    p = command("manifest", "print the image manifest (a multi-arch tag resolves to --platform)")
+    p.add_argument("-i", "--image", required=True, metavar="IMAGE")
+    p.add_argument("--platform", metavar="OS/ARCH[/VARIANT]", help="default linux/amd64")
+    p = command(
+        "manifest-list", "print the manifest list / OCI index (the manifest if single-arch)"
+    )
+    p.add_argument("-i", "--image", required=True, metavar="IMAGE")
+    p = command("config", "print the config blob of the image (or plugin)")
+    p.add_argument("-i", "--image", required=True, metavar="IMAGE")
+    p.add_argument("--platform", metavar="OS/ARCH[/VARIANT]", help="default linux/amd64")
+    p = command("catalog", 'print {"repositories": [...]} with every repository of a registry')
+    p.add_argument(
+        "-r",
+        "--registry",
+        default=DOCKER_HUB_REGISTRY,
+        metavar="HOST[:PORT]",
+        help=f"registry host (default {DOCKER_HUB_REGISTRY})",
+    )
+    return parser
+
+
+def _write(data: bytes) -> None:
+    out = sys.stdout.buffer
+    out.write(data)
+    if sys.stdout.isatty() and not data.endswith(b"\n"):
+        out.write(b"\n")  # exact bytes for pipes; a tidy prompt for people
+    out.flush()
+
+
+def _line(text: str) -> None:
+    _write(text.encode() + b"\n")
+
+
+async def _run(args: argparse.Namespace) -> None:
+    repo_type: RepoType = args.repo_type
+    async with RegistryClient(
+        insecure=args.insecure, ca_file=args.ca_file, plain_http=args.plain_http
+    ) as client:
+        command = args.command
+        if command == "token":
+            repo = parse_repository(args.repository)
+            token = await client.get_token(repo, repo_type=repo_type)
+            _line(token.value)  # the user asked for the token: printing it is the point
+        elif command == "tags":
+            repo = parse_repository(args.repository)
+            tags = await client.list_tags(repo, repo_type=repo_type)
+            _write(orjson.dumps({"name": repo.path, "tags": tags}) + b"\n")
+        elif command == "catalog":
+            repos = await client.catalog(args.registry)
+            _write(orjson.dumps({"repositories": repos}) + b"\n")
+        elif command == "digest":
+            ref = parse_reference(args.image)
+            _line(await client.get_digest(ref, platform=args.platform, repo_type=repo_type))
+        elif command == "manifest":
+            ref = parse_reference(args.image)
+            manifest = await client.get_manifest(ref, platform=args.platform, repo_type=repo_type)
+            _write(manifest.raw)
+        elif command == "manifest-list":
+            ref = parse_reference(args.image)
+            _write((await client.get_manifest_list(ref, repo_type=repo_type)).raw)
+        elif command == "config":
+            ref = parse_reference(args.image)
+            config = await client.get_config(ref, platform=args.platform, repo_type=repo_type)
+            _write(config.raw)
+        else:  # pragma: no cover - argparse only lets known commands through
+            raise UsageError(f"unknown command {command!r}")
+
+
+def _exit_code(error: RegistryError) -> int:
+    return EXIT_USAGE if isinstance(error, (UsageError, TransportError)) else EXIT_ERROR
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit status."""
+    args = _build_parser().parse_args(argv)
+    debug = bool(args.debug) or bool(os.environ.get("AIOREGISTRY_DEBUG"))
+    runner: Callable[[], Awaitable[None]] = lambda: _run(args)  # noqa: E731
+    try:
+        anyio.run(runner, backend="asyncio")
+    except RegistryError as exc:
+        if debug:
+            raise
+        print(f"aioregistry: error: {exc}", file=sys.stderr)  # noqa: T201
+        return _exit_code(exc)
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (e.g. `| head`): not an error worth a traceback.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_ERROR
+    return EXIT_OK

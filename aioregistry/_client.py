@@ -1,0 +1,663 @@
+"""`RegistryClient`: the operations, over one session, with auth handled for the caller.
+
+Each registry host is pinged once (``GET /v2/``, single-flight) to learn its scheme and its
+auth challenge; after that every request carries the right ``Authorization`` from the start,
+so a bearer registry costs one token request per scope, not a 401 per request. A 401 on a
+request that carried a token drops that token and retries once with a new one.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Literal
+
+import aiohttp
+import orjson
+from yarl import URL
+
+from ._auth import (
+    CATALOG_SCOPE,
+    Challenge,
+    Credentials,
+    CredentialSource,
+    Token,
+    TokenCache,
+    parse_token_response,
+    parse_www_authenticate,
+    repository_scope,
+)
+from ._exceptions import (
+    AuthenticationError,
+    ConnectError,
+    DigestMismatch,
+    InsecureCredentials,
+    InvalidContent,
+    ResponseError,
+    TLSError,
+    TransportError,
+    Unauthorized,
+    UsageError,
+)
+from ._flight import SingleFlight
+from ._models import (
+    ACCEPT_MANIFESTS,
+    ConfigBlob,
+    Descriptor,
+    ImageIndex,
+    ImageManifest,
+    Platform,
+    compute_digest,
+    parse_manifest,
+    verify_digest,
+)
+from ._references import (
+    DOCKER_HUB_REGISTRY,
+    Reference,
+    Repository,
+    is_loopback_host,
+    parse_digest,
+    parse_reference,
+    parse_repository,
+)
+from ._transport import (
+    DEFAULT_LIMITS,
+    DEFAULT_TIMEOUTS,
+    Limits,
+    Response,
+    Timeouts,
+    Transport,
+    error_for_response,
+    redact_url,
+)
+
+__all__ = ["DEFAULT_PLATFORM", "ClientStats", "RegistryClient", "RepoType"]
+
+RepoType = Literal["image", "plugin"]
+DEFAULT_PLATFORM = Platform("linux", "amd64")
+
+MANIFEST_LIMIT = 4 * 1024 * 1024
+CONFIG_LIMIT = 64 * 1024 * 1024
+LIST_LIMIT = 64 * 1024 * 1024  # tag lists are unpaginated on some registries (GCR)
+TOKEN_LIMIT = 1024 * 1024
+PING_LIMIT = 64 * 1024
+_LINK_NEXT = re.compile(r'<([^>]*)>\s*(?:;[^,]*?)?;\s*rel="?next"?', re.IGNORECASE)
+
+
+class _State(enum.Enum):
+    UNOPENED = 1
+    OPENED = 2
+    CLOSED = 3
+
+
+@dataclass(slots=True)
+class _RegistryInfo:
+    host: str
+    base: URL  # scheme://host
+    challenge: Challenge | None  # what /v2/ asked for; None when it let us in
+
+    @property
+    def plain_http(self) -> bool:
+        return self.base.scheme == "http"
+
+
+@dataclass(frozen=True, slots=True)
+class ClientStats:
+    """What a client has done so far: HTTP requests by method, tokens fetched, bytes read."""
+
+    requests: Mapping[str, int]
+    tokens_fetched: int
+    bytes_received: int
+
+    @property
+    def total_requests(self) -> int:
+        return sum(self.requests.values())
+
+
+class RegistryClient:
+    """An async client for Docker Registry HTTP API V2 / OCI distribution registries.
+
+    Use it as an async context manager; one client owns one aiohttp session (or borrows the
+    one given as ``session``, which it then never closes), one token cache and one ping cache,
+    all shared by every task that uses it::
+
+        async with RegistryClient() as client:
+            tags = await client.list_tags("ubuntu")
+            manifest = await client.get_manifest("ubuntu:24.04", platform="linux/arm64")
+
+    ``credentials`` maps registry hosts to ``(username, password)``; ``DOCKER_USER`` and
+    ``DOCKER_PASSWORD`` apply to any registry unless ``use_env_credentials`` is false.
+    Credentials go only to the registry and to the token realm it names, and never in clear
+    text to a host that is not loopback unless ``insecure`` is set.
+    ``insecure`` turns TLS verification off; ``ca_file`` adds a trusted CA (``SSL_CERT_FILE``
+    is honoured too); ``plain_http`` speaks HTTP to every registry. Loopback registries are
+    tried over HTTPS first and over HTTP when HTTPS is refused.
+    """
+
+    def __init__(
+        self,
+        *,
+        credentials: Mapping[str, Credentials | tuple[str, str]] | None = None,
+        use_env_credentials: bool = True,
+        insecure: bool = False,
+        ca_file: str | None = None,
+        plain_http: bool = False,
+        session: aiohttp.ClientSession | None = None,
+        timeouts: Timeouts = DEFAULT_TIMEOUTS,
+        limits: Limits = DEFAULT_LIMITS,
+        token_cache: TokenCache | None = None,
+    ) -> None:
+        self._credentials = CredentialSource(credentials, use_env=use_env_credentials)
+        self._insecure = insecure
+        self._plain_http = plain_http
+        self._transport = Transport(
+            session=session, insecure=insecure, ca_file=ca_file, timeouts=timeouts, limits=limits
+        )
+        self._tokens = token_cache or TokenCache()
+        self._registries: dict[str, _RegistryInfo] = {}
+        self._pings: SingleFlight[str, _RegistryInfo] = SingleFlight()
+        self._state = _State.UNOPENED
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def __aenter__(self) -> RegistryClient:
+        if self._state is not _State.UNOPENED:
+            raise RuntimeError(
+                "a RegistryClient cannot be reopened"
+                if self._state is _State.CLOSED
+                else "this RegistryClient is already open"
+            )
+        self._state = _State.OPENED
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the session if this client created it. Idempotent."""
+        self._state = _State.CLOSED
+        await self._transport.aclose()
+
+    def _check_open(self) -> None:
+        if self._state is not _State.OPENED:
+            raise RuntimeError(
+                "RegistryClient is closed"
+                if self._state is _State.CLOSED
+                else "use RegistryClient as 'async with RegistryClient() as client:'"
+            )
+
+    @property
+    def stats(self) -> ClientStats:
+        return ClientStats(
+            dict(self._transport.requests),
+            self._tokens.fetches,
+            self._transport.bytes_received,
+        )
+
+    # -- operations ------------------------------------------------------------------------
+
+    async def get_token(
+        self, repository: str | Repository, *, repo_type: RepoType = "image"
+    ) -> Token:
+        """A pull token for ``repository`` (cached), as the registry's token server issued it."""
+        self._check_open()
+        repo = _as_repository(repository)
+        info = await self._registry(repo.registry)
+        if info.challenge is None or info.challenge.scheme != "bearer":
+            how = info.challenge.scheme if info.challenge else "no authentication"
+            raise AuthenticationError(
+                f"registry {repo.registry} does not use bearer tokens (it uses {how})"
+            )
+        return await self._token(
+            info, info.challenge, repository_scope(repo.path, "pull", repo_type)
+        )
+
+    async def list_tags(
+        self,
+        repository: str | Repository,
+        *,
+        repo_type: RepoType = "image",
+        page_size: int | None = None,
+    ) -> list[str]:
+        """Every tag of ``repository``, following ``Link`` pagination to the last page."""
+        self._check_open()
+        repo = _as_repository(repository)
+        scope = repository_scope(repo.path, "pull", repo_type)
+        return await self._paginate(
+            repo.registry, f"/v2/{repo.path}/tags/list", "tags", scope, page_size
+        )
+
+    async def catalog(
+        self, registry: str = DOCKER_HUB_REGISTRY, *, page_size: int | None = None
+    ) -> list[str]:
+        """Every repository name of ``registry`` (``GET /v2/_catalog``, paginated)."""
+        self._check_open()
+        host = parse_repository(f"{registry}/x").registry if registry else DOCKER_HUB_REGISTRY
+        return await self._paginate(host, "/v2/_catalog", "repositories", CATALOG_SCOPE, page_size)
+
+    async def get_digest(
+        self,
+        reference: str | Reference,
+        *,
+        platform: str | Platform | None = None,
+        repo_type: RepoType = "image",
+    ) -> str:
+        """The digest a reference points to.
+
+        Without ``platform``: what the tag points to (an index's own digest for a multi-arch
+        tag), from a ``HEAD`` with the full ``Accept`` list; a registry that sends no
+        ``Docker-Content-Digest`` costs a ``GET``, hashed. With ``platform``: the digest of
+        that platform's manifest in the index, or the manifest's own when the tag is not
+        multi-arch.
+        """
+        self._check_open()
+        ref = _as_reference(reference)
+        if platform is not None:
+            wanted = _as_platform(platform)
+            fetched = await self.fetch_manifest(ref, repo_type=repo_type)
+            if isinstance(fetched, ImageIndex):
+                return fetched.select(wanted).digest
+            return fetched.digest
+        info = await self._registry(ref.registry)
+        scope = repository_scope(ref.path, "pull", repo_type)
+        url = info.base.with_path(f"/v2/{ref.path}/manifests/{ref.identifier}", encoded=True)
+        resp = await self._request(
+            info, scope, "HEAD", url, accept=ACCEPT_MANIFESTS, max_body=0, what=f"digest of {ref}"
+        )
+        header = resp.header("Docker-Content-Digest")
+        if header:
+            try:
+                digest = parse_digest(header.strip())
+            except UsageError:
+                digest = None
+            if digest is not None:
+                if ref.digest is not None and digest != ref.digest:
+                    raise DigestMismatch(
+                        f"HEAD {ref}: registry says {digest}, asked for {ref.digest}",
+                        expected=ref.digest,
+                        actual=digest,
+                    )
+                return digest
+        return (await self.fetch_manifest(ref, repo_type=repo_type)).digest
+
+    async def fetch_manifest(
+        self, reference: str | Reference, *, repo_type: RepoType = "image"
+    ) -> ImageManifest | ImageIndex:
+        """Whatever the reference points to, index or image manifest, exactly as sent."""
+        self._check_open()
+        ref = _as_reference(reference)
+        info = await self._registry(ref.registry)
+        scope = repository_scope(ref.path, "pull", repo_type)
+        return await self._fetch_manifest(info, ref, scope)
+
+    async def get_manifest_list(
+        self, reference: str | Reference, *, repo_type: RepoType = "image"
+    ) -> ImageIndex | ImageManifest:
+        """The manifest list / OCI index of a tag; the image manifest when it is not multi-arch."""
+        return await self.fetch_manifest(reference, repo_type=repo_type)
+
+    async def get_manifest(
+        self,
+        reference: str | Reference,
+        *,
+        platform: str | Platform | None = None,
+        repo_type: RepoType = "image",
+    ) -> ImageManifest:
+        """The image manifest: a multi-arch tag resolves to ``platform`` (default linux/amd64).
+
+        A tag that is not multi-arch is returned as it is, whatever ``platform`` says (the
+        config's ``os``/``architecture`` tell what it is built for).
+        """
+        self._check_open()
+        ref = _as_reference(reference)
+        wanted = _as_platform(platform) if platform is not None else DEFAULT_PLATFORM
+        info = await self._registry(ref.registry)
+        scope = repository_scope(ref.path, "pull", repo_type)
+        fetched = await self._fetch_manifest(info, ref, scope)
+        if isinstance(fetched, ImageManifest):
+            return fetched
+        child = fetched.select(wanted)
+        resolved = await self._fetch_manifest(info, ref.with_digest(child.digest), scope)
+        if not isinstance(resolved, ImageManifest):
+            raise InvalidContent(
+                f"index {fetched.digest} of {ref} points at another index for {wanted}"
+            )
+        return resolved
+
+    async def get_config(
+        self,
+        reference: str | Reference,
+        *,
+        platform: str | Platform | None = None,
+        repo_type: RepoType = "image",
+    ) -> ConfigBlob:
+        """The config blob (image or plugin config) of the platform's manifest, verified."""
+        manifest = await self.get_manifest(reference, platform=platform, repo_type=repo_type)
+        ref = _as_reference(reference)
+        return await self.get_config_blob(ref.repository, manifest.config, repo_type=repo_type)
+
+    async def get_config_blob(
+        self,
+        repository: str | Repository,
+        descriptor: Descriptor,
+        *,
+        repo_type: RepoType = "image",
+    ) -> ConfigBlob:
+        """Fetch the config a manifest's ``config`` descriptor names, checked by digest and size."""
+        raw = await self.get_blob(
+            repository,
+            descriptor.digest,
+            size=descriptor.size,
+            repo_type=repo_type,
+            max_size=CONFIG_LIMIT,
+        )
+        return ConfigBlob.parse(raw, media_type=descriptor.media_type, digest=descriptor.digest)
+
+    async def get_blob(
+        self,
+        repository: str | Repository,
+        digest: str,
+        *,
+        size: int | None = None,
+        max_size: int = CONFIG_LIMIT,
+        repo_type: RepoType = "image",
+    ) -> bytes:
+        """A blob's bytes, read whole (at most ``max_size``) and verified against ``digest``.
+
+        Redirects are followed (blob stores often answer with one); aiohttp drops the
+        ``Authorization`` header when a redirect leaves the registry's origin.
+        """
+        self._check_open()
+        repo = _as_repository(repository)
+        digest = parse_digest(digest)
+        if size is not None and size > max_size:
+            raise InvalidContent(f"blob {digest} is {size} bytes, more than the limit {max_size}")
+        info = await self._registry(repo.registry)
+        scope = repository_scope(repo.path, "pull", repo_type)
+        url = info.base.with_path(f"/v2/{repo.path}/blobs/{digest}", encoded=True)
+        resp = await self._request(
+            info,
+            scope,
+            "GET",
+            url,
+            max_body=size if size is not None else max_size,
+            what=f"blob {digest} of {repo}",
+        )
+        if size is not None and len(resp.body) != size:
+            raise InvalidContent(
+                f"blob {digest} of {repo}: got {len(resp.body)} bytes, descriptor says {size}"
+            )
+        verify_digest(resp.body, digest, what=f"blob {digest} of {repo}")
+        return resp.body
+
+    # -- machinery -------------------------------------------------------------------------
+
+    async def _fetch_manifest(
+        self, info: _RegistryInfo, ref: Reference, scope: str
+    ) -> ImageManifest | ImageIndex:
+        url = info.base.with_path(f"/v2/{ref.path}/manifests/{ref.identifier}", encoded=True)
+        resp = await self._request(
+            info,
+            scope,
+            "GET",
+            url,
+            accept=ACCEPT_MANIFESTS,
+            max_body=MANIFEST_LIMIT,
+            what=f"manifest of {ref}",
+        )
+        if ref.digest is not None:
+            digest = verify_digest(resp.body, ref.digest, what=f"manifest {ref}")
+        else:
+            # By tag the header may be missing or wrong (PROTOCOL.md): the bytes decide.
+            digest = compute_digest(resp.body)
+        return parse_manifest(
+            resp.body,
+            content_type=resp.header("Content-Type"),
+            digest=digest,
+            where=f"manifest of {ref}",
+        )
+
+    async def _paginate(
+        self, host: str, path: str, key: str, scope: str, page_size: int | None
+    ) -> list[str]:
+        info = await self._registry(host)
+        url = info.base.with_path(path, encoded=True)
+        if page_size is not None:
+            url = url.with_query(n=str(page_size))
+        seen_urls: set[str] = set()
+        items: dict[str, None] = {}  # ordered and de-duplicated across page boundaries
+        while True:
+            seen_urls.add(str(url))
+            resp = await self._request(info, scope, "GET", url, max_body=LIST_LIMIT, what=key)
+            page = _list_page(resp, key)
+            items.update(dict.fromkeys(page))
+            next_url = _next_link(resp, url, info)
+            if next_url is None:
+                return list(items)
+            if str(next_url) in seen_urls or not page:
+                raise InvalidContent(
+                    f"{redact_url(url)}: pagination does not advance "
+                    f"(next link {redact_url(next_url)})"
+                )
+            url = next_url
+
+    async def _registry(self, host: str) -> _RegistryInfo:
+        info = self._registries.get(host)
+        if info is not None:
+            return info
+        return await self._pings.do(host, lambda: self._ping(host))
+
+    async def _ping(self, host: str) -> _RegistryInfo:
+        if self._plain_http:
+            schemes = ["http"]
+        elif is_loopback_host(host):
+            schemes = ["https", "http"]
+        else:
+            schemes = ["https"]
+        first_error: TransportError | None = None
+        for scheme in schemes:
+            base = URL.build(scheme=scheme, authority=host)
+            try:
+                resp = await self._transport.send(
+                    "GET", base.with_path("/v2/"), max_body=PING_LIMIT
+                )
+            except TransportError as exc:
+                certificate = isinstance(exc, TLSError) and isinstance(
+                    exc.__cause__, aiohttp.ClientConnectorCertificateError
+                )
+                if certificate or not isinstance(exc, (ConnectError, TLSError)):
+                    raise  # a TLS registry we do not trust must not be retried in clear text
+                first_error = first_error or exc
+                continue
+            info = _RegistryInfo(host, base, None)
+            if resp.status == 401:
+                info.challenge = _pick_challenge(resp, host)
+            elif resp.status >= 400:
+                raise error_for_response(resp, what=f"{host} is not a usable registry")
+            self._registries[host] = info
+            return info
+        assert first_error is not None  # noqa: S101  (the loop ran at least once)
+        raise first_error
+
+    async def _request(
+        self,
+        info: _RegistryInfo,
+        scope: str,
+        method: str,
+        url: URL,
+        *,
+        max_body: int,
+        what: str,
+        accept: str | None = None,
+    ) -> Response:
+        """Send with the right ``Authorization``; on a 401, renew once; raise error statuses."""
+        base_headers = {"Accept": accept} if accept else {}
+        resp: Response | None = None
+        for attempt in range(2):
+            headers = dict(base_headers)
+            token = await self._authorize(info, scope, headers)
+            resp = await self._transport.send(method, url, headers=headers, max_body=max_body)
+            if resp.status != 401 or attempt:
+                break
+            challenge = _pick_challenge(resp, info.host, required=False)
+            if challenge is None:
+                break
+            if token is not None:
+                # The registry no longer takes this token (expired, revoked): drop and renew.
+                self._tokens.invalidate(_token_key(challenge, scope, info), token)
+                self._tokens.invalidate(_token_key(info.challenge, scope, info), token)
+            elif info.challenge is not None and info.challenge.scheme == challenge.scheme:
+                break  # we already answered this kind of challenge; asking again cannot help
+            info.challenge = challenge
+        assert resp is not None  # noqa: S101
+        if resp.status >= 400:
+            raise self._error(resp, info, what)
+        return resp
+
+    def _error(self, resp: Response, info: _RegistryInfo, what: str) -> ResponseError:
+        error = error_for_response(resp, what=what)
+        if isinstance(error, Unauthorized):
+            creds, source = self._credentials.lookup(info.host)
+            who = (
+                f"as {creds.username!r} ({source})"
+                if creds
+                else "anonymously (set DOCKER_USER and DOCKER_PASSWORD to log in)"
+            )
+            error.args = (f"{error.args[0]} [authenticated {who}]",)
+        return error
+
+    async def _authorize(
+        self, info: _RegistryInfo, scope: str, headers: dict[str, str]
+    ) -> Token | None:
+        challenge = info.challenge
+        if challenge is None:
+            return None
+        if challenge.scheme == "basic":
+            creds, _ = self._credentials.lookup(info.host)
+            if creds is not None:
+                self._check_clear_text(info.base, info.host)
+                headers["Authorization"] = creds.basic_header()
+            return None
+        if challenge.scheme == "bearer":
+            token = await self._token(info, challenge, scope)
+            headers["Authorization"] = f"Bearer {token.value}"
+            return token
+        return None
+
+    async def _token(self, info: _RegistryInfo, challenge: Challenge, scope: str) -> Token:
+        key = _token_key(challenge, scope, info)
+        return await self._tokens.get(key, lambda: self._fetch_token(info, key))
+
+    async def _fetch_token(self, info: _RegistryInfo, key: tuple[str, str, str]) -> Token:
+        realm, service, scope = key
+        url = URL(realm)
+        query = dict(url.query)
+        if service:
+            query["service"] = service
+        query["scope"] = scope
+        url = url.with_query(query)
+        headers: dict[str, str] = {}
+        creds, source = self._credentials.lookup(info.host)
+        if creds is not None:
+            self._check_clear_text(url, url.host or "")
+            headers["Authorization"] = creds.basic_header()
+        resp = await self._transport.send("GET", url, headers=headers, max_body=TOKEN_LIMIT)
+        if resp.status in (401, 403):
+            who = f"{creds.username!r} ({source})" if creds else "anonymous requests"
+            error = error_for_response(resp, what=f"token server refused {who} for {scope}")
+            raise error
+        if resp.status >= 400:
+            raise error_for_response(resp, what=f"token request for {scope}")
+        return parse_token_response(
+            resp.body, scope=scope, now=self._tokens.clock(), realm=redact_url(realm)
+        )
+
+    def _check_clear_text(self, url: URL, host: str) -> None:
+        if url.scheme == "http" and not self._insecure and not is_loopback_host(host):
+            raise InsecureCredentials(
+                f"refusing to send credentials over plain HTTP to {url.origin()} "
+                "(use HTTPS, or -k/insecure=True to allow it)"
+            )
+
+
+def _token_key(
+    challenge: Challenge | None, scope: str, info: _RegistryInfo
+) -> tuple[str, str, str]:
+    realm = challenge.realm if challenge and challenge.realm else ""
+    return (realm, (challenge.service or "") if challenge else "", scope)
+
+
+def _pick_challenge(resp: Response, host: str, *, required: bool = True) -> Challenge | None:
+    challenges = parse_www_authenticate(resp.headers.getall("WWW-Authenticate", []))
+    for scheme in ("bearer", "basic"):
+        for challenge in challenges:
+            if challenge.scheme != scheme:
+                continue
+            if scheme == "bearer":
+                _check_realm(challenge, host)
+            return challenge
+    if required:
+        offered = ", ".join(c.scheme for c in challenges) or "no challenge"
+        raise AuthenticationError(
+            f"registry {host} answered 401 with {offered}; only Bearer and Basic are supported"
+        )
+    return None
+
+
+def _check_realm(challenge: Challenge, host: str) -> None:
+    realm = challenge.realm
+    try:
+        url = URL(realm) if realm else None
+    except ValueError:
+        url = None
+    if url is None or url.scheme not in ("http", "https") or not url.host:
+        raise AuthenticationError(f"registry {host} named an unusable token realm {realm!r}")
+
+
+def _list_page(resp: Response, key: str) -> list[str]:
+    try:
+        data = orjson.loads(resp.body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidContent(f"{redact_url(resp.url)}: body is not valid JSON ({exc})") from exc
+    if not isinstance(data, dict):
+        raise InvalidContent(f"{redact_url(resp.url)}: body is not a JSON object")
+    items = data.get(key)
+    if items is None:
+        return []
+    if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+        raise InvalidContent(f"{redact_url(resp.url)}: {key!r} is not a list of strings")
+    return items
+
+
+def _next_link(resp: Response, current: URL, info: _RegistryInfo) -> URL | None:
+    for header in resp.headers.getall("Link", []):
+        match = _LINK_NEXT.search(header)
+        if match is None:
+            continue
+        target = current.join(URL(match.group(1)))
+        if target.origin() != info.base.origin():
+            raise InvalidContent(
+                f"{redact_url(current)}: next page link points at another host ({target.origin()})"
+            )
+        return target
+    return None
+
+
+def _as_reference(reference: str | Reference) -> Reference:
+    return parse_reference(reference) if isinstance(reference, str) else reference
+
+
+def _as_repository(repository: str | Repository) -> Repository:
+    return parse_repository(repository) if isinstance(repository, str) else repository
+
+
+def _as_platform(platform: str | Platform) -> Platform:
+    return Platform.parse(platform) if isinstance(platform, str) else platform

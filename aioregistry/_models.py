@@ -1,0 +1,334 @@
+"""Typed, immutable views over what a registry serves: manifests, indexes, configs.
+
+Every object keeps the exact bytes the registry sent (``raw``) and their digest beside the
+parsed view, so a caller can re-serve, re-hash or diff them; parsing never reorders or
+re-encodes the bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from ._exceptions import (
+    DigestMismatch,
+    InvalidContent,
+    InvalidPlatform,
+    NoMatchingPlatform,
+    UnsupportedMediaType,
+)
+
+__all__ = [
+    "ACCEPT_MANIFESTS",
+    "DOCKER_CONFIG",
+    "DOCKER_MANIFEST",
+    "DOCKER_MANIFEST_LIST",
+    "DOCKER_PLUGIN_CONFIG",
+    "INDEX_MEDIA_TYPES",
+    "MANIFEST_MEDIA_TYPES",
+    "OCI_CONFIG",
+    "OCI_INDEX",
+    "OCI_MANIFEST",
+    "SCHEMA1_MEDIA_TYPES",
+    "ConfigBlob",
+    "Descriptor",
+    "ImageIndex",
+    "ImageManifest",
+    "Platform",
+    "compute_digest",
+    "parse_manifest",
+    "verify_digest",
+]
+
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
+DOCKER_PLUGIN_CONFIG = "application/vnd.docker.plugin.v1+json"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+SCHEMA1_MEDIA_TYPES = frozenset(
+    {
+        "application/vnd.docker.distribution.manifest.v1+json",
+        "application/vnd.docker.distribution.manifest.v1+prettyjws",
+    }
+)
+INDEX_MEDIA_TYPES = frozenset({OCI_INDEX, DOCKER_MANIFEST_LIST})
+MANIFEST_MEDIA_TYPES = frozenset({OCI_MANIFEST, DOCKER_MANIFEST})
+
+# Every type we can read, indexes first: without an OCI type distribution answers 404 for
+# OCI content, and without the list types it silently serves the linux/amd64 child.
+ACCEPT_MANIFESTS = ", ".join((OCI_INDEX, DOCKER_MANIFEST_LIST, OCI_MANIFEST, DOCKER_MANIFEST))
+
+_HASHES = {"sha256": hashlib.sha256, "sha512": hashlib.sha512}
+_PLATFORM_PART = re.compile(r"[A-Za-z0-9_.+-]+")
+# Aliases the Go toolchain never uses but people type (uname -m spellings).
+_ARCH_ALIASES = {"x86_64": "amd64", "x86-64": "amd64", "aarch64": "arm64", "armhf": "arm"}
+# Variants a platform implies when it names none, as containerd's platforms package normalises.
+_DEFAULT_VARIANTS = {"arm64": "v8"}
+
+
+def compute_digest(data: bytes, algorithm: str = "sha256") -> str:
+    """The ``algorithm:hex`` digest of ``data``."""
+    try:
+        hasher = _HASHES[algorithm]
+    except KeyError:
+        raise UnsupportedMediaType(
+            f"unsupported digest algorithm {algorithm!r}", media_type=algorithm
+        ) from None
+    return f"{algorithm}:{hasher(data).hexdigest()}"
+
+
+def verify_digest(data: bytes, expected: str, *, what: str) -> str:
+    """Return ``expected`` if ``data`` hashes to it, else raise `DigestMismatch`."""
+    algorithm = expected.partition(":")[0]
+    actual = compute_digest(data, algorithm)
+    if actual != expected:
+        raise DigestMismatch(
+            f"{what}: content hashes to {actual}, expected {expected}",
+            expected=expected,
+            actual=actual,
+        )
+    return expected
+
+
+@dataclass(frozen=True, slots=True)
+class Platform:
+    """An ``os/architecture[/variant]`` pair as found in indexes and configs."""
+
+    os: str
+    architecture: str
+    variant: str | None = None
+    os_version: str | None = None
+    os_features: tuple[str, ...] = ()
+
+    @classmethod
+    def parse(cls, text: str) -> Platform:
+        """Parse ``os/arch[/variant]``, e.g. ``linux/arm/v7``."""
+        parts = text.split("/")
+        if not 2 <= len(parts) <= 3 or not all(_PLATFORM_PART.fullmatch(p) for p in parts):
+            raise InvalidPlatform(
+                f"invalid platform {text!r}: expected os/arch[/variant], e.g. linux/arm64"
+            )
+        os_, arch = parts[0].lower(), parts[1].lower()
+        arch = _ARCH_ALIASES.get(arch, arch)
+        return cls(os_, arch, parts[2].lower() if len(parts) == 3 else None)
+
+    @classmethod
+    def from_json(cls, data: object) -> Platform | None:
+        if not isinstance(data, dict):
+            return None
+        os_, arch = data.get("os"), data.get("architecture")
+        if not isinstance(os_, str) or not isinstance(arch, str):
+            return None
+        variant = data.get("variant")
+        os_version = data.get("os.version")
+        features = data.get("os.features")
+        return cls(
+            os_,
+            arch,
+            variant if isinstance(variant, str) and variant else None,
+            os_version if isinstance(os_version, str) else None,
+            tuple(f for f in features if isinstance(f, str)) if isinstance(features, list) else (),
+        )
+
+    @property
+    def is_unknown(self) -> bool:
+        """Attestation manifests carry ``unknown/unknown``: they are not images."""
+        return self.os == "unknown" or self.architecture == "unknown"
+
+    def matches(self, wanted: Platform) -> bool:
+        """Whether this (offered) platform satisfies ``wanted``.
+
+        A wanted platform without a variant accepts any variant; one with a variant needs the
+        same variant, where an offer without one counts as the architecture's default variant.
+        """
+        if self.is_unknown or self.os != wanted.os or self.architecture != wanted.architecture:
+            return False
+        if wanted.variant is None:
+            return True
+        mine = self.variant or _DEFAULT_VARIANTS.get(self.architecture)
+        return mine == wanted.variant
+
+    def __str__(self) -> str:
+        base = f"{self.os}/{self.architecture}"
+        return f"{base}/{self.variant}" if self.variant else base
+
+
+@dataclass(frozen=True, slots=True)
+class Descriptor:
+    """A content descriptor: what a manifest or index says about another blob or manifest."""
+
+    media_type: str
+    digest: str
+    size: int
+    platform: Platform | None = None
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    artifact_type: str | None = None
+    urls: tuple[str, ...] = ()
+
+    @classmethod
+    def from_json(cls, data: object, *, where: str) -> Descriptor:
+        if not isinstance(data, dict):
+            raise InvalidContent(f"{where}: descriptor is not an object")
+        media_type, digest, size = data.get("mediaType"), data.get("digest"), data.get("size")
+        if not isinstance(digest, str) or ":" not in digest:
+            raise InvalidContent(f"{where}: descriptor has no valid digest")
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            raise InvalidContent(f"{where}: descriptor {digest} has no valid size")
+        if not isinstance(media_type, str):
+            media_type = ""
+        annotations = data.get("annotations")
+        urls = data.get("urls")
+        artifact_type = data.get("artifactType")
+        return cls(
+            media_type,
+            digest,
+            size,
+            Platform.from_json(data.get("platform")),
+            {k: v for k, v in annotations.items() if isinstance(v, str)}
+            if isinstance(annotations, dict)
+            else {},
+            artifact_type if isinstance(artifact_type, str) else None,
+            tuple(u for u in urls if isinstance(u, str)) if isinstance(urls, list) else (),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ImageManifest:
+    """A single-platform manifest (Docker v2 schema 2 or OCI image manifest)."""
+
+    media_type: str
+    digest: str
+    raw: bytes = field(repr=False)
+    config: Descriptor
+    layers: tuple[Descriptor, ...]
+    annotations: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def is_plugin(self) -> bool:
+        return self.config.media_type == DOCKER_PLUGIN_CONFIG
+
+    def json(self) -> dict[str, Any]:
+        """The manifest as parsed JSON (a fresh dict each call)."""
+        result: dict[str, Any] = orjson.loads(self.raw)
+        return result
+
+
+@dataclass(frozen=True, slots=True)
+class ImageIndex:
+    """A multi-platform index (Docker manifest list or OCI image index)."""
+
+    media_type: str
+    digest: str
+    raw: bytes = field(repr=False)
+    manifests: tuple[Descriptor, ...]
+    annotations: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def platforms(self) -> tuple[Platform, ...]:
+        """The image platforms on offer, attestations left out."""
+        return tuple(d.platform for d in self.manifests if d.platform and not d.platform.is_unknown)
+
+    def select(self, platform: Platform | str) -> Descriptor:
+        """The first entry that matches ``platform``; attestation entries are never chosen."""
+        wanted = Platform.parse(platform) if isinstance(platform, str) else platform
+        for descriptor in self.manifests:
+            if descriptor.platform is not None and descriptor.platform.matches(wanted):
+                return descriptor
+        available = tuple(str(p) for p in self.platforms)
+        raise NoMatchingPlatform(
+            f"no manifest for platform {wanted} in index {self.digest} "
+            f"(available: {', '.join(available) or 'none'})",
+            platform=str(wanted),
+            available=available,
+        )
+
+    def json(self) -> dict[str, Any]:
+        result: dict[str, Any] = orjson.loads(self.raw)
+        return result
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigBlob:
+    """An image config (or plugin config) blob, exactly as stored."""
+
+    media_type: str
+    digest: str
+    raw: bytes = field(repr=False)
+    data: Mapping[str, Any] = field(repr=False)
+
+    @property
+    def platform(self) -> Platform | None:
+        """The config's own ``os/architecture[/variant]``; None for plugins."""
+        return Platform.from_json(dict(self.data))
+
+    @classmethod
+    def parse(cls, raw: bytes, *, media_type: str, digest: str) -> ConfigBlob:
+        data = _load_object(raw, f"config {digest}")
+        return cls(media_type, digest, raw, data)
+
+
+def _load_object(raw: bytes, where: str) -> dict[str, Any]:
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidContent(f"{where}: body is not valid JSON ({exc})") from exc
+    if not isinstance(data, dict):
+        raise InvalidContent(f"{where}: body is not a JSON object")
+    return data
+
+
+def parse_manifest(
+    raw: bytes, *, content_type: str | None, digest: str, where: str
+) -> ImageManifest | ImageIndex:
+    """Parse a manifest body. The type comes from ``mediaType`` in the body, else the header."""
+    header_type = (content_type or "").partition(";")[0].strip().lower()
+    if header_type in SCHEMA1_MEDIA_TYPES:
+        raise UnsupportedMediaType(
+            f"{where}: Docker schema 1 manifests ({header_type}) are not supported",
+            media_type=header_type,
+        )
+    data = _load_object(raw, where)
+    body_type = data.get("mediaType")
+    media_type = body_type if isinstance(body_type, str) and body_type else header_type
+    if not media_type:
+        # An OCI manifest may omit mediaType; its shape says which one it is.
+        if data.get("schemaVersion") == 1:
+            media_type = next(iter(SCHEMA1_MEDIA_TYPES))
+        elif "manifests" in data:
+            media_type = OCI_INDEX
+        elif "config" in data:
+            media_type = OCI_MANIFEST
+    if media_type in SCHEMA1_MEDIA_TYPES or data.get("schemaVersion") == 1:
+        raise UnsupportedMediaType(
+            f"{where}: Docker schema 1 manifests are not supported", media_type=media_type
+        )
+    annotations = data.get("annotations")
+    notes = (
+        {k: v for k, v in annotations.items() if isinstance(v, str)}
+        if isinstance(annotations, dict)
+        else {}
+    )
+    if media_type in INDEX_MEDIA_TYPES:
+        entries = data.get("manifests")
+        if not isinstance(entries, list):
+            raise InvalidContent(f"{where}: index has no manifests list")
+        manifests = tuple(Descriptor.from_json(e, where=where) for e in entries)
+        return ImageIndex(media_type, digest, raw, manifests, notes)
+    if media_type in MANIFEST_MEDIA_TYPES:
+        config = Descriptor.from_json(data.get("config"), where=f"{where} config")
+        layers_json = data.get("layers", [])
+        if not isinstance(layers_json, list):
+            raise InvalidContent(f"{where}: layers is not a list")
+        layers = tuple(Descriptor.from_json(e, where=f"{where} layer") for e in layers_json)
+        return ImageManifest(media_type, digest, raw, config, layers, notes)
+    raise UnsupportedMediaType(
+        f"{where}: unsupported manifest media type {media_type or '(none)'!r}",
+        media_type=media_type,
+    )

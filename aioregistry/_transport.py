@@ -1,0 +1,307 @@
+"""The one place HTTP happens.
+
+`Transport` owns (or borrows) one aiohttp ``ClientSession``; `Transport.send` is the choke
+point that turns aiohttp, ssl and OS exceptions into `TransportError` subclasses and reads
+bodies under a size cap. `error_for_response` turns an error status and its body (an OCI
+``{"errors": [...]}`` document, plain text or HTML) into a `ResponseError` subclass.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import ssl
+from collections import Counter
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from time import time
+
+import aiohttp
+import orjson
+from multidict import CIMultiDictProxy
+from yarl import URL
+
+from ._exceptions import (
+    ConnectError,
+    ErrorDetail,
+    Forbidden,
+    InvalidContent,
+    NotFound,
+    RequestTimeout,
+    ResponseError,
+    TLSError,
+    TooManyRequests,
+    TransportError,
+    Unauthorized,
+    UsageError,
+)
+from ._version import __version__
+
+__all__ = [
+    "DEFAULT_LIMITS",
+    "DEFAULT_TIMEOUTS",
+    "ERROR_BODY_LIMIT",
+    "Limits",
+    "Response",
+    "Timeouts",
+    "Transport",
+    "error_for_response",
+    "redact_url",
+]
+
+ERROR_BODY_LIMIT = 64 * 1024
+USER_AGENT = f"aioregistry/{__version__}"
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """Deadlines in seconds: ``connect`` (incl. TLS), ``read`` (between bytes), ``total``."""
+
+    connect: float = 10.0
+    read: float = 60.0
+    total: float | None = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Connection pool size: ``max_connections`` in all, ``per_host`` for one host (0: no cap)."""
+
+    max_connections: int = 100
+    per_host: int = 0
+
+
+DEFAULT_TIMEOUTS = Timeouts()
+DEFAULT_LIMITS = Limits()
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """A finished HTTP exchange: status, headers and the whole (capped) body."""
+
+    method: str
+    url: str
+    status: int
+    reason: str
+    headers: CIMultiDictProxy[str]
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name)
+
+
+def redact_url(url: str | URL) -> str:
+    """A URL fit for messages: no user info, no query values (they may hold state or secrets)."""
+    parsed = URL(url) if isinstance(url, str) else url
+    if parsed.user or parsed.password:
+        parsed = parsed.with_user(None)
+    if parsed.query_string:
+        parsed = parsed.with_query(
+            {k: "..." if k not in ("n", "last") else v for k, v in parsed.query.items()}
+        )
+    return str(parsed)
+
+
+def _ssl_context(*, insecure: bool, ca_file: str | None) -> ssl.SSLContext:
+    if insecure:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        return ctx
+    ctx = ssl.create_default_context()
+    env_file = os.environ.get("SSL_CERT_FILE")
+    for path in (env_file, ca_file):
+        if path:
+            try:
+                ctx.load_verify_locations(cafile=path)
+            except (OSError, ssl.SSLError) as exc:
+                raise UsageError(f"cannot load CA file {path!r}: {exc}") from exc
+    return ctx
+
+
+class Transport:
+    """Sends requests through one ``ClientSession``, mapping every failure to our errors."""
+
+    def __init__(
+        self,
+        *,
+        session: aiohttp.ClientSession | None = None,
+        insecure: bool = False,
+        ca_file: str | None = None,
+        timeouts: Timeouts = DEFAULT_TIMEOUTS,
+        limits: Limits = DEFAULT_LIMITS,
+    ) -> None:
+        self.insecure = insecure
+        self._ssl = _ssl_context(insecure=insecure, ca_file=ca_file)
+        self._timeout = aiohttp.ClientTimeout(
+            total=timeouts.total, sock_connect=timeouts.connect, sock_read=timeouts.read
+        )
+        self._limits = limits
+        self._session = session
+        self._owns_session = session is None
+        self.requests: Counter[str] = Counter()  # by method
+        self.bytes_received = 0
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            connector = aiohttp.TCPConnector(
+                limit=self._limits.max_connections,
+                limit_per_host=self._limits.per_host,
+                ssl=self._ssl,
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=self._timeout,
+                headers={"User-Agent": USER_AGENT},
+                raise_for_status=False,
+            )
+        return self._session
+
+    async def aclose(self) -> None:
+        if self._owns_session and self._session is not None:
+            session, self._session = self._session, None
+            await session.close()
+
+    async def send(
+        self,
+        method: str,
+        url: str | URL,
+        *,
+        headers: dict[str, str] | None = None,
+        max_body: int,
+        allow_redirects: bool = True,
+        data: dict[str, str] | None = None,
+    ) -> Response:
+        """One HTTP exchange. Error statuses are returned, not raised: callers decide."""
+        session = self._get_session()
+        shown = redact_url(url)
+        self.requests[method] += 1
+        try:
+            async with session.request(
+                method,
+                url,
+                headers=headers,
+                data=data,
+                allow_redirects=allow_redirects,
+                ssl=self._ssl,
+                timeout=self._timeout,
+            ) as resp:
+                body = await _read_body(resp, method, max_body, shown)
+                self.bytes_received += len(body)
+                return Response(
+                    method, str(resp.url), resp.status, resp.reason or "", resp.headers, body
+                )
+        except aiohttp.ClientConnectorCertificateError as exc:
+            raise TLSError(
+                f"TLS certificate of {_origin(url)} not trusted: {exc.certificate_error}"
+                " (use --ca-file to trust its CA, or -k to skip verification)",
+                url=shown,
+            ) from exc
+        except (aiohttp.ClientSSLError, ssl.SSLError) as exc:
+            raise TLSError(f"TLS handshake with {_origin(url)} failed: {exc}", url=shown) from exc
+        except (asyncio.TimeoutError, aiohttp.ServerTimeoutError) as exc:
+            raise RequestTimeout(f"{method} {shown} timed out", url=shown) from exc
+        except aiohttp.ClientConnectorError as exc:
+            raise ConnectError(
+                f"cannot connect to {_origin(url)}: {exc.os_error}", url=shown
+            ) from exc
+        except aiohttp.InvalidURL as exc:
+            raise UsageError(f"invalid URL {shown}") from exc
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError) as exc:
+            raise ConnectError(f"{method} {shown}: connection lost ({exc})", url=shown) from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            raise TransportError(f"{method} {shown} failed: {exc!r}", url=shown) from exc
+
+
+def _origin(url: str | URL) -> str:
+    parsed = URL(url) if isinstance(url, str) else url
+    return str(parsed.origin())
+
+
+async def _read_body(resp: aiohttp.ClientResponse, method: str, max_body: int, shown: str) -> bytes:
+    if method == "HEAD":
+        return b""
+    error = resp.status >= 400
+    limit = ERROR_BODY_LIMIT if error else max_body
+    length = resp.content_length
+    if not error and length is not None and length > limit:
+        raise InvalidContent(f"{method} {shown}: body of {length} bytes exceeds limit of {limit}")
+    chunks: list[bytes] = []
+    size = 0
+    while size <= limit:
+        chunk = await resp.content.read(min(65536, limit + 1 - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    body = b"".join(chunks)
+    if size > limit:
+        if error:
+            return body[:limit]  # an error body is for the message; the rest does not matter
+        raise InvalidContent(f"{method} {shown}: body exceeds limit of {limit} bytes")
+    return body
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time())
+
+
+def _error_details(body: bytes) -> tuple[ErrorDetail, ...]:
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return ()
+    errors = data.get("errors") if isinstance(data, dict) else None
+    if not isinstance(errors, list):
+        return ()
+    return tuple(
+        ErrorDetail(str(e.get("code", "")), str(e.get("message", "")), e.get("detail"))
+        for e in errors
+        if isinstance(e, dict)
+    )
+
+
+def error_for_response(resp: Response, *, what: str | None = None) -> ResponseError:
+    """The `ResponseError` subclass for an error status, with the registry's own words."""
+    details = _error_details(resp.body)
+    if details:
+        said = "; ".join(f"{d.code}: {d.message}" if d.message else d.code for d in details)
+    else:
+        text = resp.body.decode("utf-8", "replace").strip()
+        looks_html = text[:1] == "<"
+        said = "" if looks_html else " ".join(text.split())[:200]
+    shown = redact_url(resp.url)
+    message = f"{resp.method} {shown}: {resp.status} {resp.reason}".rstrip()
+    if what:
+        message = f"{what}: {message}"
+    if said:
+        message = f"{message}: {said}"
+    kwargs = {
+        "status": resp.status,
+        "method": resp.method,
+        "url": shown,
+        "errors": details,
+        "body": resp.body[:2048].decode("utf-8", "replace"),
+        "headers": {k: v for k, v in resp.headers.items() if k.lower() != "set-cookie"},
+    }
+    if resp.status == 401:
+        return Unauthorized(message, **kwargs)  # type: ignore[arg-type]
+    if resp.status == 403:
+        return Forbidden(message, **kwargs)  # type: ignore[arg-type]
+    if resp.status == 404:
+        return NotFound(message, **kwargs)  # type: ignore[arg-type]
+    if resp.status == 429:
+        return TooManyRequests(
+            message,
+            retry_after=_retry_after(resp.header("Retry-After")),
+            **kwargs,  # type: ignore[arg-type]
+        )
+    return ResponseError(message, **kwargs)  # type: ignore[arg-type]

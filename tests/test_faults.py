@@ -1,0 +1,304 @@
+"""Behaviour a real registry will not show on demand, against an in-process aiohttp server.
+
+Pagination with Link headers (distribution 2.8 does not page tags), schema 1 answers, content
+that does not match its digest, malformed bodies, error bodies in text and HTML, registries
+that omit Docker-Content-Digest, and Link headers that try to lead elsewhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+
+import orjson
+import pytest
+from aiohttp import web
+
+from aioregistry import (
+    DigestMismatch,
+    InvalidContent,
+    NotFound,
+    RegistryClient,
+    ResponseError,
+    UnsupportedMediaType,
+)
+
+pytestmark = pytest.mark.anyio
+
+DOCKER_V2 = "application/vnd.docker.distribution.manifest.v2+json"
+
+
+def sha(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+@dataclass
+class Fake:
+    """An in-process registry: routes added per test, every request recorded."""
+
+    host: str = ""
+    routes: dict[tuple[str, str], Callable] = field(default_factory=dict)
+    seen: list[web.Request] = field(default_factory=list)
+    challenge: str | None = None  # WWW-Authenticate for requests without Authorization
+
+    def route(self, method: str, path: str) -> Callable[[Callable], Callable]:
+        def register(handler: Callable) -> Callable:
+            self.routes[(method, path)] = handler
+            return handler
+
+        return register
+
+    async def dispatch(self, request: web.Request) -> web.StreamResponse:
+        self.seen.append(request)
+        if self.challenge and "Authorization" not in request.headers:
+            return web.json_response(
+                {"errors": [{"code": "UNAUTHORIZED", "message": "authentication required"}]},
+                status=401,
+                headers={"WWW-Authenticate": self.challenge},
+            )
+        if request.path == "/v2/":
+            return web.json_response({})
+        handler = self.routes.get((request.method, request.path))
+        if handler is None and request.method == "HEAD":
+            handler = self.routes.get(("GET", request.path))
+        if handler is None:
+            raise web.HTTPNotFound(text="no route")
+        return await handler(request)
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[Fake]:
+    fake = Fake()
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", fake.dispatch)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    fake.host = f"127.0.0.1:{port}"
+    yield fake
+    await runner.cleanup()
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[RegistryClient]:
+    async with RegistryClient(plain_http=True, use_env_credentials=False) as c:
+        yield c
+
+
+def _tags_pager(all_tags: list[str], size: int, absolute_host: str | None):
+    async def handler(request: web.Request) -> web.Response:
+        last = request.query.get("last")
+        start = all_tags.index(last) + 1 if last else 0
+        page = all_tags[start : start + size]
+        headers = {}
+        if start + size < len(all_tags):
+            target = f"/v2/test/paged/tags/list?n={size}&last={page[-1]}"
+            if absolute_host:
+                target = f"http://{absolute_host}{target}"
+            headers["Link"] = f'<{target}>; rel="next"'
+        return web.json_response({"name": "test/paged", "tags": page}, headers=headers)
+
+    return handler
+
+
+@pytest.mark.parametrize("absolute", [False, True], ids=["relative-link", "absolute-link"])
+async def test_tags_follow_link_pagination(fake, client, absolute):
+    all_tags = [f"v{i:03d}" for i in range(23)]
+    fake.route("GET", "/v2/test/paged/tags/list")(
+        _tags_pager(all_tags, 5, fake.host if absolute else None)
+    )
+    tags = await client.list_tags(f"{fake.host}/test/paged")
+    assert tags == all_tags
+    pages = [r for r in fake.seen if r.path.endswith("/tags/list")]
+    assert len(pages) == 5
+
+
+async def test_pagination_that_does_not_advance_is_an_error(fake, client):
+    async def loop(_: web.Request) -> web.Response:
+        return web.json_response(
+            {"tags": ["a"]}, headers={"Link": '</v2/test/loop/tags/list?last=a>; rel="next"'}
+        )
+
+    fake.route("GET", "/v2/test/loop/tags/list")(loop)
+    with pytest.raises(InvalidContent, match="pagination does not advance"):
+        await client.list_tags(f"{fake.host}/test/loop")
+    assert len(fake.seen) <= 4
+
+
+async def test_link_to_another_host_is_refused(fake, client):
+    async def elsewhere(_: web.Request) -> web.Response:
+        return web.json_response(
+            {"tags": ["a"]},
+            headers={"Link": '<http://127.0.0.2:9/v2/test/x/tags/list?last=a>; rel="next"'},
+        )
+
+    fake.route("GET", "/v2/test/x/tags/list")(elsewhere)
+    with pytest.raises(InvalidContent, match="another host"):
+        await client.list_tags(f"{fake.host}/test/x")
+
+
+async def test_schema1_is_unsupported(fake, client):
+    body = orjson.dumps({"schemaVersion": 1, "name": "test/old", "tag": "v1", "fsLayers": []})
+
+    async def old(_: web.Request) -> web.Response:
+        return web.Response(
+            body=body,
+            content_type="application/vnd.docker.distribution.manifest.v1+prettyjws",
+        )
+
+    fake.route("GET", "/v2/test/old/manifests/v1")(old)
+    with pytest.raises(UnsupportedMediaType, match="schema 1"):
+        await client.get_manifest(f"{fake.host}/test/old:v1")
+
+
+def _manifest(config: bytes) -> bytes:
+    return orjson.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": DOCKER_V2,
+            "config": {
+                "mediaType": "application/vnd.docker.container.image.v1+json",
+                "digest": sha(config),
+                "size": len(config),
+            },
+            "layers": [],
+        }
+    )
+
+
+async def test_manifest_by_digest_must_hash_to_that_digest(fake, client):
+    real = _manifest(b'{"os":"linux","architecture":"amd64"}')
+    tampered = real.replace(b'"layers":[]', b'"layers": []')
+
+    async def serve(_: web.Request) -> web.Response:
+        return web.Response(body=tampered, content_type=DOCKER_V2)
+
+    fake.route("GET", f"/v2/test/x/manifests/{sha(real)}")(serve)
+    with pytest.raises(DigestMismatch) as info:
+        await client.get_manifest(f"{fake.host}/test/x@{sha(real)}")
+    assert info.value.expected == sha(real)
+    assert info.value.actual == sha(tampered)
+
+
+async def test_config_that_does_not_match_its_descriptor_is_rejected(fake, client):
+    config = b'{"os":"linux","architecture":"amd64"}'
+    manifest = _manifest(config)
+
+    async def serve_manifest(_: web.Request) -> web.Response:
+        return web.Response(body=manifest, content_type=DOCKER_V2)
+
+    async def serve_config(_: web.Request) -> web.Response:
+        return web.Response(body=config.replace(b"amd64", b"arm64"))
+
+    fake.route("GET", "/v2/test/x/manifests/v1")(serve_manifest)
+    fake.route("GET", f"/v2/test/x/blobs/{sha(config)}")(serve_config)
+    with pytest.raises(DigestMismatch, match=sha(config)):
+        await client.get_config(f"{fake.host}/test/x:v1")
+
+
+async def test_missing_digest_header_falls_back_to_hashing_the_body(fake, client):
+    manifest = _manifest(b"{}")
+
+    async def serve(request: web.Request) -> web.Response:
+        return web.Response(body=manifest, content_type=DOCKER_V2)  # no Docker-Content-Digest
+
+    fake.route("GET", "/v2/test/x/manifests/v1")(serve)
+    assert await client.get_digest(f"{fake.host}/test/x:v1") == sha(manifest)
+    assert [r.method for r in fake.seen if "manifests" in r.path] == ["HEAD", "GET"]
+
+
+async def test_digest_header_is_used_when_present(fake, client):
+    manifest = _manifest(b"{}")
+
+    async def serve(request: web.Request) -> web.Response:
+        assert "application/vnd.oci.image.index.v1+json" in request.headers["Accept"]
+        return web.Response(
+            body=manifest, content_type=DOCKER_V2, headers={"Docker-Content-Digest": sha(manifest)}
+        )
+
+    fake.route("GET", "/v2/test/x/manifests/v1")(serve)
+    assert await client.get_digest(f"{fake.host}/test/x:v1") == sha(manifest)
+    assert [r.method for r in fake.seen if "manifests" in r.path] == ["HEAD"]
+
+
+@pytest.mark.parametrize(
+    "body", [b"{not json", b"[1, 2]", b'{"schemaVersion": 2, "mediaType": "text/plain"}']
+)
+async def test_malformed_manifests_are_clear_errors(fake, client, body):
+    async def serve(_: web.Request) -> web.Response:
+        return web.Response(body=body, content_type=DOCKER_V2)
+
+    fake.route("GET", "/v2/test/x/manifests/v1")(serve)
+    with pytest.raises((InvalidContent, UnsupportedMediaType), match="manifest of"):
+        await client.get_manifest(f"{fake.host}/test/x:v1")
+
+
+async def test_oversized_manifest_is_refused(fake, client):
+    async def serve(_: web.Request) -> web.Response:
+        return web.Response(body=b" " * (5 * 1024 * 1024), content_type=DOCKER_V2)
+
+    fake.route("GET", "/v2/test/x/manifests/v1")(serve)
+    with pytest.raises(InvalidContent, match="exceeds limit"):
+        await client.get_manifest(f"{fake.host}/test/x:v1")
+
+
+async def test_error_bodies_in_json_text_and_html(fake, client):
+    async def oci(_: web.Request) -> web.Response:
+        return web.json_response(
+            {"errors": [{"code": "MANIFEST_UNKNOWN", "message": "manifest unknown"}]}, status=404
+        )
+
+    async def text(_: web.Request) -> web.Response:
+        return web.Response(text="backend exploded\n", status=500)
+
+    async def html(_: web.Request) -> web.Response:
+        return web.Response(text="<html><body>Bad Gateway</body></html>", status=502)
+
+    fake.route("GET", "/v2/test/a/manifests/v1")(oci)
+    fake.route("GET", "/v2/test/b/manifests/v1")(text)
+    fake.route("GET", "/v2/test/c/manifests/v1")(html)
+    with pytest.raises(NotFound, match="MANIFEST_UNKNOWN: manifest unknown") as nf:
+        await client.get_manifest(f"{fake.host}/test/a:v1")
+    assert nf.value.codes == ("MANIFEST_UNKNOWN",)
+    with pytest.raises(ResponseError, match="500 Internal Server Error: backend exploded") as err:
+        await client.get_manifest(f"{fake.host}/test/b:v1")
+    assert err.value.status == 500
+    with pytest.raises(ResponseError, match=r"502 Bad Gateway$"):
+        await client.get_manifest(f"{fake.host}/test/c:v1")
+
+
+async def test_redirect_to_another_host_drops_credentials(fake):
+    """Blob stores redirect to a CDN: the registry's credentials must not follow."""
+    config = b'{"os":"linux","architecture":"amd64"}'
+    cdn_seen: list[web.Request] = []
+
+    async def cdn_blob(request: web.Request) -> web.Response:
+        cdn_seen.append(request)
+        return web.Response(body=config)
+
+    cdn = web.Application()
+    cdn.router.add_get("/blob", cdn_blob)
+    runner = web.AppRunner(cdn)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.2", 0)
+    await site.start()
+    cdn_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+
+        async def redirect(request: web.Request) -> web.Response:
+            assert request.headers["Authorization"].startswith("Basic ")
+            raise web.HTTPTemporaryRedirect(f"http://127.0.0.2:{cdn_port}/blob")
+
+        fake.route("GET", f"/v2/test/x/blobs/{sha(config)}")(redirect)
+        fake.challenge = 'Basic realm="fake"'
+        creds = {fake.host: ("alice", "pw")}
+        async with RegistryClient(credentials=creds, use_env_credentials=False) as client:
+            got = await client.get_blob(f"{fake.host}/test/x", sha(config))
+    finally:
+        await runner.cleanup()
+    assert got == config
+    assert len(cdn_seen) == 1
+    assert "Authorization" not in cdn_seen[0].headers
