@@ -1,0 +1,69 @@
+"""Shared fixtures: real registries (started lazily, once per session) filled with known content.
+
+* ``registry_http``: anonymous, plain HTTP.
+* ``registry_basic``: htpasswd Basic auth over TLS (trust ``registry_basic.ca_file``).
+* ``registry_token``: docker token auth over plain HTTP; ``token_issuer`` is its issuer.
+* ``fresh_issuer``: ``token_issuer`` with records and knobs reset before and after the test.
+
+Each registry has ``.content`` (a ``support.content.Content``) describing what was pushed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from support.certs import CertBundle, make_certs
+from support.registry import Mode, RegistryProcess
+from support.tokens import TokenIssuer
+
+
+@pytest.fixture(scope="session")
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def registry_workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("registries")
+
+
+@pytest.fixture(scope="session")
+def registry_certs(registry_workdir: Path) -> CertBundle:
+    """One CA for the session: it signs the TLS server and the token-signing certificates."""
+    return make_certs(registry_workdir / "certs")
+
+
+def _registry(mode: Mode, workdir: Path, certs: CertBundle | None) -> Iterator[RegistryProcess]:
+    with RegistryProcess(mode, workdir / mode, certs=certs) as registry:
+        registry.push_content()
+        yield registry
+
+
+@pytest.fixture(scope="session")
+def registry_http(registry_workdir: Path) -> Iterator[RegistryProcess]:
+    yield from _registry("http", registry_workdir, None)
+
+
+@pytest.fixture(scope="session")
+def registry_basic(registry_workdir: Path, registry_certs: CertBundle) -> Iterator[RegistryProcess]:
+    yield from _registry("basic", registry_workdir, registry_certs)
+
+
+@pytest.fixture(scope="session")
+def registry_token(registry_workdir: Path, registry_certs: CertBundle) -> Iterator[RegistryProcess]:
+    yield from _registry("token", registry_workdir, registry_certs)
+
+
+@pytest.fixture(scope="session")
+def token_issuer(registry_token: RegistryProcess) -> TokenIssuer:
+    assert registry_token.issuer is not None
+    return registry_token.issuer
+
+
+@pytest.fixture
+def fresh_issuer(token_issuer: TokenIssuer) -> Iterator[TokenIssuer]:
+    token_issuer.reset()
+    yield token_issuer
+    token_issuer.reset()
