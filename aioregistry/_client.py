@@ -36,6 +36,7 @@ from ._exceptions import (
     DigestMismatch,
     InsecureCredentials,
     InvalidContent,
+    InvalidReference,
     ResponseError,
     TLSError,
     TransportError,
@@ -84,6 +85,7 @@ CONFIG_LIMIT = 64 * 1024 * 1024
 LIST_LIMIT = 64 * 1024 * 1024  # tag lists are unpaginated on some registries (GCR)
 TOKEN_LIMIT = 1024 * 1024
 PING_LIMIT = 64 * 1024
+_DOCKER_HUB_NAMES = frozenset({"docker.io", "index.docker.io", DOCKER_HUB_REGISTRY})
 _LINK_NEXT = re.compile(r'<([^>]*)>\s*(?:;[^,]*?)?;\s*rel="?next"?', re.IGNORECASE)
 
 
@@ -240,7 +242,12 @@ class RegistryClient:
     ) -> list[str]:
         """Every repository name of ``registry`` (``GET /v2/_catalog``, paginated)."""
         self._check_open()
-        host = parse_repository(f"{registry}/x").registry if registry else DOCKER_HUB_REGISTRY
+        host = parse_repository(f"{registry}/x").registry
+        if host == DOCKER_HUB_REGISTRY and registry not in _DOCKER_HUB_NAMES:
+            raise InvalidReference(
+                f"invalid registry {registry!r}: a registry host needs a '.' or a ':port', "
+                "or is 'localhost'"
+            )
         return await self._paginate(host, "/v2/_catalog", "repositories", CATALOG_SCOPE, page_size)
 
     async def get_digest(

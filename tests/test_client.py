@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 
+import aiohttp
 import anyio
 import pytest
 from support.content import PushedImage, PushedIndex
@@ -17,6 +18,7 @@ from aioregistry import (
     ImageIndex,
     ImageManifest,
     InvalidPlatform,
+    InvalidReference,
     NoMatchingPlatform,
     NotFound,
     Platform,
@@ -219,3 +221,19 @@ async def test_client_cannot_be_reopened_or_used_closed():
         await client.list_tags("127.0.0.1:1/x")
     with pytest.raises(RuntimeError, match="reopened"):
         await client.__aenter__()
+
+
+async def test_catalog_needs_a_registry_host():
+    async with RegistryClient() as client:
+        with pytest.raises(InvalidReference, match="invalid registry 'myregistry'"):
+            await client.catalog("myregistry")
+
+
+async def test_an_injected_session_is_used_and_left_open(reg):
+    async with aiohttp.ClientSession() as session:
+        async with RegistryClient(session=session) as client:
+            digest = await client.get_digest(f"{reg.host}/test/single:v1")
+        assert digest == reg.content.get("test/single:v1").digest
+        assert not session.closed
+        async with session.get(f"http://{reg.host}/v2/") as resp:
+            assert resp.status == 200

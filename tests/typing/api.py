@@ -1,0 +1,36 @@
+"""Type-checked (by `nox -s typecheck`), never run: the public API as a user writes it."""
+
+from __future__ import annotations
+
+from typing_extensions import assert_type
+
+import aioregistry
+from aioregistry import (
+    ConfigBlob,
+    ImageIndex,
+    ImageManifest,
+    Platform,
+    RegistryClient,
+    Token,
+)
+
+
+async def use() -> None:
+    async with RegistryClient(credentials={"ghcr.io": ("me", "pw")}, insecure=False) as client:
+        assert_type(await client.list_tags("ubuntu"), list[str])
+        assert_type(await client.catalog("127.0.0.1:5000"), list[str])
+        assert_type(await client.get_digest("ubuntu", platform="linux/arm64"), str)
+        assert_type(
+            await client.get_manifest("ubuntu", platform=Platform.parse("linux/arm/v7")),
+            ImageManifest,
+        )
+        assert_type(await client.get_manifest_list("ubuntu"), ImageIndex | ImageManifest)
+        assert_type(await client.get_config("vieux/sshfs", repo_type="plugin"), ConfigBlob)
+        assert_type(await client.get_token("ubuntu"), Token)
+        assert_type(client.stats.total_requests, int)
+    try:
+        aioregistry.parse_reference("ubuntu")
+    except aioregistry.InvalidReference as exc:
+        assert_type(str(exc), str)
+    except aioregistry.ResponseError as exc:
+        assert_type(exc.status, int)
