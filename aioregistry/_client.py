@@ -234,7 +234,12 @@ class RegistryClient:
         repo = _as_repository(repository)
         scope = repository_scope(repo.path, "pull", repo_type)
         return await self._paginate(
-            repo.registry, f"/v2/{repo.path}/tags/list", "tags", scope, page_size
+            repo.registry,
+            f"/v2/{repo.path}/tags/list",
+            key="tags",
+            scope=scope,
+            page_size=page_size,
+            what=f"tags of {repo}",
         )
 
     async def catalog(
@@ -248,7 +253,14 @@ class RegistryClient:
                 f"invalid registry {registry!r}: a registry host needs a '.' or a ':port', "
                 "or is 'localhost'"
             )
-        return await self._paginate(host, "/v2/_catalog", "repositories", CATALOG_SCOPE, page_size)
+        return await self._paginate(
+            host,
+            "/v2/_catalog",
+            key="repositories",
+            scope=CATALOG_SCOPE,
+            page_size=page_size,
+            what=f"catalog of {host}",
+        )
 
     async def get_digest(
         self,
@@ -433,7 +445,7 @@ class RegistryClient:
         )
 
     async def _paginate(
-        self, host: str, path: str, key: str, scope: str, page_size: int | None
+        self, host: str, path: str, *, key: str, scope: str, page_size: int | None, what: str
     ) -> list[str]:
         info = await self._registry(host)
         url = info.base.with_path(path, encoded=True)
@@ -443,7 +455,7 @@ class RegistryClient:
         items: dict[str, None] = {}  # ordered and de-duplicated across page boundaries
         while True:
             seen_urls.add(str(url))
-            resp = await self._request(info, scope, "GET", url, max_body=LIST_LIMIT, what=key)
+            resp = await self._request(info, scope, "GET", url, max_body=LIST_LIMIT, what=what)
             page = _list_page(resp, key)
             items.update(dict.fromkeys(page))
             next_url = _next_link(resp, url, info)
@@ -492,6 +504,11 @@ class RegistryClient:
             self._registries[host] = info
             return info
         assert first_error is not None  # noqa: S101  (the loop ran at least once)
+        if len(schemes) > 1:
+            raise type(first_error)(
+                f"{first_error} (and over plain HTTP, tried because {host} is loopback)",
+                url=first_error.url,
+            ) from first_error
         raise first_error
 
     async def _request(
