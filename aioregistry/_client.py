@@ -16,6 +16,7 @@ from types import TracebackType
 from typing import Literal
 
 import aiohttp
+import anyio
 import orjson
 from yarl import URL
 
@@ -108,7 +109,11 @@ class _RegistryInfo:
 
 @dataclass(frozen=True, slots=True)
 class ClientStats:
-    """What a client has done so far: HTTP requests by method, tokens fetched, bytes read."""
+    """What a client has done so far: HTTP requests by kind, tokens fetched, bytes read.
+
+    Kinds: ``ping``, ``token``, ``tags``, ``repositories`` (catalog pages), ``manifest``
+    (GET), ``manifest-head``, ``blob``.
+    """
 
     requests: Mapping[str, int]
     tokens_fetched: int
@@ -287,25 +292,10 @@ class RegistryClient:
             return fetched.digest
         info = await self._registry(ref.registry)
         scope = repository_scope(ref.path, "pull", repo_type)
-        url = info.base.with_path(f"/v2/{ref.path}/manifests/{ref.identifier}", encoded=True)
-        resp = await self._request(
-            info, scope, "HEAD", url, accept=ACCEPT_MANIFESTS, max_body=0, what=f"digest of {ref}"
-        )
-        header = resp.header("Docker-Content-Digest")
-        if header:
-            try:
-                digest = parse_digest(header.strip())
-            except UsageError:
-                digest = None
-            if digest is not None:
-                if ref.digest is not None and digest != ref.digest:
-                    raise DigestMismatch(
-                        f"HEAD {ref}: registry says {digest}, asked for {ref.digest}",
-                        expected=ref.digest,
-                        actual=digest,
-                    )
-                return digest
-        return (await self.fetch_manifest(ref, repo_type=repo_type)).digest
+        digest, _ = await self._head_manifest(info, ref, scope)
+        if digest is not None:
+            return digest
+        return (await self._fetch_manifest(info, ref, scope)).digest
 
     async def fetch_manifest(
         self, reference: str | Reference, *, repo_type: RepoType = "image"
@@ -397,30 +387,18 @@ class RegistryClient:
         self._check_open()
         repo = _as_repository(repository)
         digest = parse_digest(digest)
-        if size is not None and size > max_size:
-            raise InvalidContent(f"blob {digest} is {size} bytes, more than the limit {max_size}")
         info = await self._registry(repo.registry)
         scope = repository_scope(repo.path, "pull", repo_type)
-        url = info.base.with_path(f"/v2/{repo.path}/blobs/{digest}", encoded=True)
-        resp = await self._request(
-            info,
-            scope,
-            "GET",
-            url,
-            max_body=size if size is not None else max_size,
-            what=f"blob {digest} of {repo}",
-        )
-        if size is not None and len(resp.body) != size:
-            raise InvalidContent(
-                f"blob {digest} of {repo}: got {len(resp.body)} bytes, descriptor says {size}"
-            )
-        verify_digest(resp.body, digest, what=f"blob {digest} of {repo}")
-        return resp.body
+        return await self._fetch_blob(info, repo, scope, digest, size=size, max_size=max_size)
 
     # -- machinery -------------------------------------------------------------------------
 
     async def _fetch_manifest(
-        self, info: _RegistryInfo, ref: Reference, scope: str
+        self,
+        info: _RegistryInfo,
+        ref: Reference,
+        scope: str,
+        limiter: anyio.CapacityLimiter | None = None,
     ) -> ImageManifest | ImageIndex:
         url = info.base.with_path(f"/v2/{ref.path}/manifests/{ref.identifier}", encoded=True)
         resp = await self._request(
@@ -431,6 +409,8 @@ class RegistryClient:
             accept=ACCEPT_MANIFESTS,
             max_body=MANIFEST_LIMIT,
             what=f"manifest of {ref}",
+            kind="manifest",
+            limiter=limiter,
         )
         if ref.digest is not None:
             digest = verify_digest(resp.body, ref.digest, what=f"manifest {ref}")
@@ -444,6 +424,71 @@ class RegistryClient:
             where=f"manifest of {ref}",
         )
 
+    async def _head_manifest(
+        self,
+        info: _RegistryInfo,
+        ref: Reference,
+        scope: str,
+        limiter: anyio.CapacityLimiter | None = None,
+    ) -> tuple[str | None, str | None]:
+        """``HEAD`` a manifest: its digest (None if the header is missing) and media type."""
+        url = info.base.with_path(f"/v2/{ref.path}/manifests/{ref.identifier}", encoded=True)
+        resp = await self._request(
+            info,
+            scope,
+            "HEAD",
+            url,
+            accept=ACCEPT_MANIFESTS,
+            max_body=0,
+            what=f"digest of {ref}",
+            kind="manifest-head",
+            limiter=limiter,
+        )
+        media_type = (resp.header("Content-Type") or "").partition(";")[0].strip() or None
+        header = (resp.header("Docker-Content-Digest") or "").strip()
+        try:
+            digest = parse_digest(header) if header else None
+        except UsageError:
+            digest = None  # a malformed header is as good as none: the body will tell
+        if digest is not None and ref.digest is not None and digest != ref.digest:
+            raise DigestMismatch(
+                f"HEAD {ref}: registry says {digest}, asked for {ref.digest}",
+                expected=ref.digest,
+                actual=digest,
+            )
+        return digest, media_type
+
+    async def _fetch_blob(
+        self,
+        info: _RegistryInfo,
+        repo: Repository,
+        scope: str,
+        digest: str,
+        *,
+        size: int | None,
+        max_size: int,
+        limiter: anyio.CapacityLimiter | None = None,
+    ) -> bytes:
+        if size is not None and size > max_size:
+            raise InvalidContent(f"blob {digest} is {size} bytes, more than the limit {max_size}")
+        url = info.base.with_path(f"/v2/{repo.path}/blobs/{digest}", encoded=True)
+        resp = await self._request(
+            info,
+            scope,
+            "GET",
+            url,
+            max_body=size if size is not None else max_size,
+            what=f"blob {digest} of {repo}",
+            kind="blob",
+            limiter=limiter,
+        )
+        if size is not None and len(resp.body) != size:
+            raise InvalidContent(
+                f"blob {digest} of {repo}: got {len(resp.body)} bytes, descriptor says {size}"
+            )
+        verify_digest(resp.body, digest, what=f"blob {digest} of {repo}")
+        return resp.body
+
     async def _paginate(
         self, host: str, path: str, *, key: str, scope: str, page_size: int | None, what: str
     ) -> list[str]:
@@ -455,7 +500,9 @@ class RegistryClient:
         items: dict[str, None] = {}  # ordered and de-duplicated across page boundaries
         while True:
             seen_urls.add(str(url))
-            resp = await self._request(info, scope, "GET", url, max_body=LIST_LIMIT, what=what)
+            resp = await self._request(
+                info, scope, "GET", url, max_body=LIST_LIMIT, what=what, kind=key
+            )
             page = _list_page(resp, key)
             items.update(dict.fromkeys(page))
             next_url = _next_link(resp, url, info)
@@ -486,7 +533,7 @@ class RegistryClient:
             base = URL.build(scheme=scheme, authority=host)
             try:
                 resp = await self._transport.send(
-                    "GET", base.with_path("/v2/"), max_body=PING_LIMIT
+                    "GET", base.with_path("/v2/"), max_body=PING_LIMIT, kind="ping"
                 )
             except TransportError as exc:
                 certificate = isinstance(exc, TLSError) and isinstance(
@@ -520,15 +567,29 @@ class RegistryClient:
         *,
         max_body: int,
         what: str,
+        kind: str,
         accept: str | None = None,
+        limiter: anyio.CapacityLimiter | None = None,
     ) -> Response:
-        """Send with the right ``Authorization``; on a 401, renew once; raise error statuses."""
+        """Send with the right ``Authorization``; on a 401, renew once; raise error statuses.
+
+        ``limiter`` bounds the requests in flight (a scan's per-registry limit); it is held
+        for the HTTP exchange only, never while waiting for a token.
+        """
         base_headers = {"Accept": accept} if accept else {}
         resp: Response | None = None
         for attempt in range(2):
             headers = dict(base_headers)
             token = await self._authorize(info, scope, headers)
-            resp = await self._transport.send(method, url, headers=headers, max_body=max_body)
+            if limiter is None:
+                resp = await self._transport.send(
+                    method, url, headers=headers, max_body=max_body, kind=kind
+                )
+            else:
+                async with limiter:
+                    resp = await self._transport.send(
+                        method, url, headers=headers, max_body=max_body, kind=kind
+                    )
             if resp.status != 401 or attempt:
                 break
             challenge = _pick_challenge(resp, info.host, required=False)
@@ -593,7 +654,9 @@ class RegistryClient:
         if creds is not None:
             self._check_clear_text(url, url.host or "")
             headers["Authorization"] = creds.basic_header()
-        resp = await self._transport.send("GET", url, headers=headers, max_body=TOKEN_LIMIT)
+        resp = await self._transport.send(
+            "GET", url, headers=headers, max_body=TOKEN_LIMIT, kind="token"
+        )
         if resp.status in (401, 403):
             who = f"{creds.username!r} ({source})" if creds else "anonymous requests"
             error = error_for_response(resp, what=f"token server refused {who} for {scope}")

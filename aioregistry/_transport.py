@@ -138,7 +138,7 @@ class Transport:
         self._limits = limits
         self._session = session
         self._owns_session = session is None
-        self.requests: Counter[str] = Counter()  # by method
+        self.requests: Counter[str] = Counter()  # by kind of request
         self.bytes_received = 0
 
     def _get_session(self) -> aiohttp.ClientSession:
@@ -170,11 +170,15 @@ class Transport:
         max_body: int,
         allow_redirects: bool = True,
         data: dict[str, str] | None = None,
+        kind: str | None = None,
     ) -> Response:
-        """One HTTP exchange. Error statuses are returned, not raised: callers decide."""
+        """One HTTP exchange. Error statuses are returned, not raised: callers decide.
+
+        ``kind`` names the request in the statistics (``manifest``, ``blob``, ``token``...).
+        """
         session = self._get_session()
         shown = redact_url(url)
-        self.requests[method] += 1
+        self.requests[kind or method] += 1
         try:
             async with session.request(
                 method,
