@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Sequence
 import anyio
 import orjson
 
+from ._cli_scan import add_scan_arguments, run_scan
 from ._client import RegistryClient, RepoType
 from ._exceptions import RegistryError, TransportError, UsageError
 from ._references import DOCKER_HUB_REGISTRY, parse_reference, parse_repository
@@ -87,6 +88,8 @@ def _build_parser() -> argparse.ArgumentParser:
     p = command("config", "print the config blob of the image (or plugin)")
     p.add_argument("-i", "--image", required=True, metavar="IMAGE")
     p.add_argument("--platform", metavar="OS/ARCH[/VARIANT]", help="default linux/amd64")
+    p = command("scan", "scan every tag of repositories (or given images) at once")
+    add_scan_arguments(p)
     p = command("catalog", 'print {"repositories": [...]} with every repository of a registry')
     p.add_argument(
         "-r",
@@ -110,12 +113,14 @@ def _line(text: str) -> None:
     _write(text.encode() + b"\n")
 
 
-async def _run(args: argparse.Namespace) -> None:
+async def _run(args: argparse.Namespace) -> int:
     repo_type: RepoType = args.repo_type
     async with RegistryClient(
         insecure=args.insecure, ca_file=args.ca_file, plain_http=args.plain_http
     ) as client:
         command = args.command
+        if command == "scan":
+            return await run_scan(args, client)
         if command == "token":
             repo = parse_repository(args.repository)
             token = await client.get_token(repo, repo_type=repo_type)
@@ -143,6 +148,7 @@ async def _run(args: argparse.Namespace) -> None:
             _write(config.raw)
         else:  # pragma: no cover - argparse only lets known commands through
             raise UsageError(f"unknown command {command!r}")
+    return EXIT_OK
 
 
 def _exit_code(error: RegistryError) -> int:
@@ -153,9 +159,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status."""
     args = _build_parser().parse_args(argv)
     debug = bool(args.debug) or bool(os.environ.get("AIOREGISTRY_DEBUG"))
-    runner: Callable[[], Awaitable[None]] = lambda: _run(args)  # noqa: E731
+    runner: Callable[[], Awaitable[int]] = lambda: _run(args)  # noqa: E731
     try:
-        anyio.run(runner, backend="asyncio")
+        status = anyio.run(runner, backend="asyncio")
     except RegistryError as exc:
         if debug:
             raise
@@ -163,6 +169,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _exit_code(exc)
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (e.g. `| head`): not an error worth a traceback.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_ERROR
     except Exception as exc:  # a bug of ours: still one line, unless asked for the traceback
         if debug:
             raise
@@ -172,8 +182,4 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_ERROR
-    except BrokenPipeError:
-        # The reader went away (e.g. `| head`): not an error worth a traceback.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_ERROR
-    return EXIT_OK
+    return status

@@ -31,6 +31,7 @@ from ._auth import (
     parse_www_authenticate,
     repository_scope,
 )
+from ._bulk import DEFAULT_SCAN_CONCURRENCY, Resolve, Scan, What
 from ._exceptions import (
     AuthenticationError,
     ConnectError,
@@ -67,9 +68,11 @@ from ._references import (
 )
 from ._transport import (
     DEFAULT_LIMITS,
+    DEFAULT_RETRIES,
     DEFAULT_TIMEOUTS,
     Limits,
     Response,
+    Retries,
     Timeouts,
     Transport,
     error_for_response,
@@ -118,6 +121,7 @@ class ClientStats:
     requests: Mapping[str, int]
     tokens_fetched: int
     bytes_received: int
+    retries: int
 
     @property
     def total_requests(self) -> int:
@@ -155,13 +159,19 @@ class RegistryClient:
         session: aiohttp.ClientSession | None = None,
         timeouts: Timeouts = DEFAULT_TIMEOUTS,
         limits: Limits = DEFAULT_LIMITS,
+        retries: Retries = DEFAULT_RETRIES,
         token_cache: TokenCache | None = None,
     ) -> None:
         self._credentials = CredentialSource(credentials, use_env=use_env_credentials)
         self._insecure = insecure
         self._plain_http = plain_http
         self._transport = Transport(
-            session=session, insecure=insecure, ca_file=ca_file, timeouts=timeouts, limits=limits
+            session=session,
+            insecure=insecure,
+            ca_file=ca_file,
+            timeouts=timeouts,
+            limits=limits,
+            retries=retries,
         )
         self._tokens = token_cache or TokenCache()
         self._registries: dict[str, _RegistryInfo] = {}
@@ -207,6 +217,7 @@ class RegistryClient:
             dict(self._transport.requests),
             self._tokens.fetches,
             self._transport.bytes_received,
+            self._transport.retries,
         )
 
     # -- operations ------------------------------------------------------------------------
@@ -390,6 +401,45 @@ class RegistryClient:
         info = await self._registry(repo.registry)
         scope = repository_scope(repo.path, "pull", repo_type)
         return await self._fetch_blob(info, repo, scope, digest, size=size, max_size=max_size)
+
+    def scan(
+        self,
+        *targets: str | Repository | Reference,
+        catalog: str | None = None,
+        what: What = "config",
+        platform: str | Platform | None = None,
+        concurrency: int = DEFAULT_SCAN_CONCURRENCY,
+        fail_fast: bool = False,
+        repo_type: RepoType = "image",
+        resolve: Resolve = "auto",
+    ) -> Scan:
+        """Scan many tags at once; iterate the result to get one `ScanResult` per tag.
+
+        ``targets`` are repositories (every tag is scanned) or image references (a tag or
+        digest given); ``catalog`` adds every repository of that registry. ``what`` is
+        ``digest`` (HEAD only), ``manifest`` or ``config``; ``platform`` picks an index entry
+        (default linux/amd64) or, with ``"all"``, yields one result per platform.
+        ``concurrency`` bounds the requests in flight per registry. A failing tag yields a
+        result with ``error`` set; with ``fail_fast`` the first error is raised instead.
+        ``resolve`` says how a tag becomes a manifest: ``get`` (one GET per tag, the fewest
+        requests), ``head`` (HEAD per tag, then one GET per distinct digest: what Docker
+        Hub's pull limit favours), or ``auto`` (``head`` on Docker Hub, ``get`` elsewhere).
+
+        Results stream as they complete and nothing is collected: break out at any time, and
+        prefer ``async with client.scan(...) as results:`` for deterministic cleanup.
+        """
+        self._check_open()
+        return Scan(
+            self,
+            targets,
+            catalog=catalog,
+            what=what,
+            platform=platform,
+            concurrency=concurrency,
+            fail_fast=fail_fast,
+            repo_type=repo_type,
+            resolve=resolve,
+        )
 
     # -- machinery -------------------------------------------------------------------------
 

@@ -83,7 +83,11 @@ class TransportError(RegistryError):
 
 
 class ConnectError(TransportError):
-    """The connection could not be made or was lost."""
+    """The connection could not be made or was lost (``retryable`` when it was lost)."""
+
+    def __init__(self, message: str, *, url: str | None = None, retryable: bool = False) -> None:
+        super().__init__(message, url=url)
+        self.retryable = retryable
 
 
 class TLSError(TransportError):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import ssl
 from collections import Counter
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from email.utils import parsedate_to_datetime
 from time import time
 
 import aiohttp
+import anyio
 import orjson
 from multidict import CIMultiDictProxy
 from yarl import URL
@@ -39,10 +41,12 @@ from ._version import __version__
 
 __all__ = [
     "DEFAULT_LIMITS",
+    "DEFAULT_RETRIES",
     "DEFAULT_TIMEOUTS",
     "ERROR_BODY_LIMIT",
     "Limits",
     "Response",
+    "Retries",
     "Timeouts",
     "Transport",
     "error_for_response",
@@ -70,8 +74,24 @@ class Limits:
     per_host: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class Retries:
+    """Retries of idempotent requests (GET, HEAD) on 429, 502, 503, 504 and dropped connections.
+
+    ``attempts`` counts the first try; waits start at ``backoff`` seconds and double, with full
+    jitter; a server's ``Retry-After`` is honoured up to ``max_wait``, beyond which the error
+    is returned at once. ``Retries(attempts=1)`` switches retrying off.
+    """
+
+    attempts: int = 4
+    backoff: float = 0.25
+    max_wait: float = 10.0
+
+
 DEFAULT_TIMEOUTS = Timeouts()
 DEFAULT_LIMITS = Limits()
+DEFAULT_RETRIES = Retries()
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,8 +149,11 @@ class Transport:
         ca_file: str | None = None,
         timeouts: Timeouts = DEFAULT_TIMEOUTS,
         limits: Limits = DEFAULT_LIMITS,
+        retries: Retries = DEFAULT_RETRIES,
     ) -> None:
         self.insecure = insecure
+        self._retries = retries
+        self.retries = 0  # retried attempts, for the statistics
         self._ssl = _ssl_context(insecure=insecure, ca_file=ca_file)
         self._timeout = aiohttp.ClientTimeout(
             total=timeouts.total, sock_connect=timeouts.connect, sock_read=timeouts.read
@@ -175,7 +198,53 @@ class Transport:
         """One HTTP exchange. Error statuses are returned, not raised: callers decide.
 
         ``kind`` names the request in the statistics (``manifest``, ``blob``, ``token``...).
+        GET and HEAD are retried under the `Retries` policy.
         """
+        idempotent = method in ("GET", "HEAD")
+        attempts = self._retries.attempts if idempotent else 1
+        for attempt in range(1, attempts + 1):
+            last = attempt == attempts
+            try:
+                resp = await self._attempt(
+                    method,
+                    url,
+                    headers=headers,
+                    max_body=max_body,
+                    allow_redirects=allow_redirects,
+                    data=data,
+                    kind=kind,
+                )
+            except ConnectError as exc:
+                if last or not exc.retryable:
+                    raise
+                wait = self._backoff(attempt, None)
+            else:
+                if last or resp.status not in RETRY_STATUSES:
+                    return resp
+                wait = self._backoff(attempt, _retry_after(resp.header("Retry-After")))
+                if wait is None:
+                    return resp  # the server asks for a longer wait than we are willing to
+            self.retries += 1
+            await anyio.sleep(wait or 0)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _backoff(self, attempt: int, retry_after: float | None) -> float | None:
+        if retry_after is not None:
+            return retry_after if retry_after <= self._retries.max_wait else None
+        ceiling = min(self._retries.max_wait, self._retries.backoff * 2 ** (attempt - 1))
+        return random.uniform(0, ceiling)  # noqa: S311  (jitter, not cryptography)
+
+    async def _attempt(
+        self,
+        method: str,
+        url: str | URL,
+        *,
+        headers: dict[str, str] | None,
+        max_body: int,
+        allow_redirects: bool,
+        data: dict[str, str] | None,
+        kind: str | None,
+    ) -> Response:
         session = self._get_session()
         shown = redact_url(url)
         self.requests[kind or method] += 1
@@ -210,8 +279,14 @@ class Transport:
             ) from exc
         except aiohttp.InvalidURL as exc:
             raise UsageError(f"invalid URL {shown}") from exc
-        except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError) as exc:
-            raise ConnectError(f"{method} {shown}: connection lost ({exc})", url=shown) from exc
+        except (
+            aiohttp.ServerDisconnectedError,
+            aiohttp.ClientPayloadError,
+            aiohttp.ClientOSError,
+        ) as exc:
+            raise ConnectError(
+                f"{method} {shown}: connection lost ({exc})", url=shown, retryable=True
+            ) from exc
         except (aiohttp.ClientError, OSError) as exc:
             raise TransportError(f"{method} {shown} failed: {exc!r}", url=shown) from exc
 

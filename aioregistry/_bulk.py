@@ -1,0 +1,541 @@
+"""Fan-out: scan every tag of many repositories at once, yielding results as they complete.
+
+A scan is a pipeline of three stages joined by bounded memory streams, so a slow consumer
+slows the fetching instead of filling memory:
+
+    listing tasks ──jobs──▶ workers ──results──▶ the caller's ``async for``
+
+Each HTTP request takes a slot of a per-registry `anyio.CapacityLimiter` (the scan's
+``concurrency``) for the exchange only. Nothing is fetched twice: index children, image
+manifests and configs are memoised by digest (single-flight, bounded LRU), tokens come from
+the client's cache, and a digest scan uses ``HEAD``.
+
+The work runs in a task of its own, so the scan can be cancelled from wherever the iterator
+is closed: breaking out of ``async for`` (the generator is finalised at once), ``aclose()``,
+leaving ``async with``, or cancelling the consuming task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from collections.abc import AsyncGenerator, Awaitable, Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
+
+import anyio
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from ._auth import repository_scope
+from ._exceptions import InvalidContent, RegistryError, TransportError, UsageError
+from ._flight import SingleFlight
+from ._models import (
+    INDEX_MEDIA_TYPES,
+    MANIFEST_MEDIA_TYPES,
+    ConfigBlob,
+    Descriptor,
+    ImageIndex,
+    ImageManifest,
+    Platform,
+)
+from ._references import (
+    DOCKER_HUB_REGISTRY,
+    Reference,
+    Repository,
+    parse_reference,
+    parse_repository,
+)
+
+if TYPE_CHECKING:
+    from ._client import RegistryClient, RepoType, _RegistryInfo
+
+__all__ = [
+    "DEFAULT_SCAN_CONCURRENCY",
+    "Scan",
+    "ScanError",
+    "ScanResult",
+    "ScanStats",
+    "What",
+    "is_connection_failure",
+    "is_image_reference",
+]
+
+What = Literal["digest", "manifest", "config"]
+Resolve = Literal["auto", "get", "head"]
+# Requests in flight per registry. See README "Choosing the concurrency" for the measurements.
+DEFAULT_SCAN_CONCURRENCY = 32
+MEMO_SIZE = 2048  # distinct manifests / configs kept for reuse; older ones are fetched again
+_WHAT = ("digest", "manifest", "config")
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+@dataclass(frozen=True, slots=True)
+class ScanError:
+    """Why one tag (or one repository's listing) failed: the error's type name and message."""
+
+    type: str
+    message: str
+    exception: BaseException = field(repr=False, compare=False)
+
+    @classmethod
+    def of(cls, exc: BaseException) -> ScanError:
+        return cls(type(exc).__name__, str(exc), exc)
+
+
+@dataclass(frozen=True, slots=True)
+class ScanResult:
+    """One tag (one platform of it with ``platform="all"``), or the error that stopped it.
+
+    ``digest`` is what the tag points to (an index's own digest for a multi-arch tag);
+    ``manifest_digest`` the platform's image manifest. A result with ``tag`` None and an
+    error means the repository itself could not be listed.
+    """
+
+    reference: str
+    repository: str
+    tag: str | None
+    digest: str | None = None
+    media_type: str | None = None
+    platform: str | None = None
+    manifest_digest: str | None = None
+    config_digest: str | None = None
+    manifest: ImageManifest | None = field(default=None, repr=False)
+    config: ConfigBlob | None = field(default=None, repr=False)
+    error: ScanError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def to_json(self, *, include_manifest: bool = True) -> dict[str, Any]:
+        """A JSON-ready dict; ``manifest`` and ``config`` only when they were fetched."""
+        data: dict[str, Any] = {
+            "reference": self.reference,
+            "repository": self.repository,
+            "tag": self.tag,
+            "digest": self.digest,
+            "media_type": self.media_type,
+            "platform": self.platform,
+            "manifest_digest": self.manifest_digest,
+            "config_digest": self.config_digest,
+        }
+        if self.manifest is not None and include_manifest:
+            data["manifest"] = self.manifest.json()
+        if self.config is not None:
+            data["config"] = dict(self.config.data)
+        data["error"] = (
+            {"type": self.error.type, "message": self.error.message} if self.error else None
+        )
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class ScanStats:
+    """What a scan did: results and errors yielded, HTTP requests by kind, tokens, bytes."""
+
+    results: int
+    errors: int
+    requests: Mapping[str, int]
+    tokens_fetched: int
+    bytes_received: int
+    retries: int
+    seconds: float
+
+    @property
+    def total_requests(self) -> int:
+        return sum(self.requests.values())
+
+
+def is_image_reference(text: str) -> bool:
+    """Whether ``text`` names one image (a tag or digest given) rather than a repository."""
+    return "@" in text or ":" in text.rsplit("/", 1)[-1]
+
+
+class _Memo(Generic[K, V]):
+    """Single-flight memo with a bounded LRU of finished values; failures are not kept."""
+
+    def __init__(self, size: int) -> None:
+        self._values: OrderedDict[K, V] = OrderedDict()
+        self._flight: SingleFlight[K, V] = SingleFlight()
+        self._size = size
+
+    async def get(self, key: K, compute: Callable[[], Awaitable[V]]) -> V:
+        if key in self._values:
+            self._values.move_to_end(key)
+            return self._values[key]
+
+        async def compute_and_keep() -> V:
+            if key in self._values:
+                return self._values[key]
+            value = await compute()
+            self._values[key] = value
+            if len(self._values) > self._size:
+                self._values.popitem(last=False)
+            return value
+
+        return await self._flight.do(key, compute_and_keep)
+
+
+@dataclass(frozen=True, slots=True)
+class _Job:
+    ref: Reference
+
+
+class Scan:
+    """The result stream of `RegistryClient.scan`: iterate it once.
+
+    ``async with client.scan(...) as results: async for r in results: ...`` closes it
+    deterministically; a plain ``async for`` works too. ``stats`` is final once the iteration
+    ends; ``total`` counts the tags enumerated so far (for progress bars) and ``listed`` turns
+    true when every repository has been listed.
+    """
+
+    def __init__(
+        self,
+        client: RegistryClient,
+        targets: Sequence[str | Repository | Reference],
+        *,
+        catalog: str | None,
+        what: What,
+        platform: str | Platform | None,
+        concurrency: int,
+        fail_fast: bool,
+        repo_type: RepoType,
+        resolve: Resolve,
+    ) -> None:
+        if what not in _WHAT:
+            raise UsageError(f"invalid what {what!r}: expected one of {', '.join(_WHAT)}")
+        if not isinstance(concurrency, int) or concurrency < 1:
+            raise UsageError(f"invalid concurrency {concurrency!r}: expected an integer >= 1")
+        if resolve not in ("auto", "get", "head"):
+            raise UsageError(f"invalid resolve {resolve!r}: expected auto, get or head")
+        self._all_platforms = platform == "all"
+        self._platform: Platform | None
+        if self._all_platforms:
+            self._platform = None
+        elif platform is None:
+            self._platform = Platform("linux", "amd64")
+        else:
+            self._platform = Platform.parse(platform) if isinstance(platform, str) else platform
+        self._repos, self._images = _split_targets(targets)
+        self._catalog = None
+        if catalog is not None:
+            self._catalog = parse_repository(f"{catalog}/x").registry
+        if not (self._repos or self._images or self._catalog):
+            raise UsageError("nothing to scan: give repositories, images or a catalog")
+        self._client = client
+        self._what = what
+        self._concurrency = concurrency
+        self._fail_fast = fail_fast
+        self._repo_type: RepoType = repo_type
+        self._resolve = resolve
+        self._limiters: dict[str, anyio.CapacityLimiter] = {}
+        self._manifests: _Memo[tuple[str, str], ImageManifest | ImageIndex] = _Memo(MEMO_SIZE)
+        self._configs: _Memo[tuple[str, str], ConfigBlob] = _Memo(MEMO_SIZE)
+        self.total = len(self._images)
+        self.listed = False
+        self._results = 0
+        self._errors = 0
+        self._started: float | None = None
+        self._ended: float | None = None
+        self._before = client.stats
+        self._generator: AsyncGenerator[ScanResult, None] | None = None
+
+    # -- the consumer's side ---------------------------------------------------------------
+
+    def __aiter__(self) -> AsyncGenerator[ScanResult, None]:
+        if self._generator is not None:
+            raise RuntimeError("a Scan can be iterated only once")
+        self._generator = self._iterate()
+        return self._generator
+
+    async def __aenter__(self) -> Scan:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Stop the scan: cancel in-flight requests and wait for every task to end."""
+        if self._generator is not None:
+            await self._generator.aclose()
+
+    @property
+    def stats(self) -> ScanStats:
+        now = self._client.stats
+        before = self._before
+        requests = {
+            kind: count - before.requests.get(kind, 0)
+            for kind, count in now.requests.items()
+            if count - before.requests.get(kind, 0)
+        }
+        start = self._started or time.monotonic()
+        return ScanStats(
+            results=self._results,
+            errors=self._errors,
+            requests=requests,
+            tokens_fetched=now.tokens_fetched - before.tokens_fetched,
+            bytes_received=now.bytes_received - before.bytes_received,
+            retries=now.retries - before.retries,
+            seconds=(self._ended or time.monotonic()) - start,
+        )
+
+    async def _iterate(self) -> AsyncGenerator[ScanResult, None]:
+        self._started = time.monotonic()
+        self._before = self._client.stats
+        send, receive = anyio.create_memory_object_stream[ScanResult](self._concurrency)
+        # A task of its own, not a task group around the yields: the generator may be closed
+        # from another task (the event loop's async-generator finaliser), which a cancel
+        # scope would not survive.
+        work = asyncio.get_running_loop().create_task(self._run(send))
+        try:
+            async with receive:
+                async for result in receive:
+                    self._results += 1
+                    if result.error is not None:
+                        self._errors += 1
+                        if self._fail_fast:
+                            raise result.error.exception
+                    yield result
+            await work  # surfaces a bug in the pipeline itself; tag errors are results
+        finally:
+            self._ended = time.monotonic()
+            if not work.done():
+                work.cancel()
+                with anyio.CancelScope(shield=True), anyio.move_on_after(10):
+                    await asyncio.wait({work})
+
+    # -- the pipeline ----------------------------------------------------------------------
+
+    async def _run(self, results: MemoryObjectSendStream[ScanResult]) -> None:
+        jobs_send, jobs_receive = anyio.create_memory_object_stream[_Job](self._concurrency)
+        async with results, jobs_receive, anyio.create_task_group() as tg:
+            tg.start_soon(self._produce, jobs_send, results.clone())
+            for _ in range(self._concurrency * 2):
+                tg.start_soon(self._work, jobs_receive.clone(), results.clone())
+
+    async def _produce(
+        self, jobs: MemoryObjectSendStream[_Job], results: MemoryObjectSendStream[ScanResult]
+    ) -> None:
+        async with jobs, results:
+            for ref in self._images:
+                await jobs.send(_Job(ref))
+            # Repositories are listed a few at a time: one listing is a round trip or more,
+            # and a catalog may hold thousands of repositories.
+            listing = anyio.CapacityLimiter(min(8, self._concurrency))
+            async with anyio.create_task_group() as tg:
+                for repo in self._repos:
+                    tg.start_soon(self._list, repo, listing, jobs.clone(), results.clone())
+                if self._catalog is not None:
+                    where = f"{self._catalog}/_catalog"
+                    try:
+                        names = await self._client.catalog(self._catalog)
+                    except RegistryError as exc:
+                        await results.send(ScanResult(where, where, None, error=ScanError.of(exc)))
+                        names = []
+                    for name in names:
+                        try:
+                            repo = Repository(self._catalog, name)
+                        except UsageError as exc:  # the registry listed a name we cannot use
+                            await results.send(
+                                ScanResult(where, where, None, error=ScanError.of(exc))
+                            )
+                            continue
+                        tg.start_soon(self._list, repo, listing, jobs.clone(), results.clone())
+            self.listed = True
+
+    async def _list(
+        self,
+        repo: Repository,
+        listing: anyio.CapacityLimiter,
+        jobs: MemoryObjectSendStream[_Job],
+        results: MemoryObjectSendStream[ScanResult],
+    ) -> None:
+        async with jobs, results:
+            try:
+                async with listing:
+                    tags = await self._client.list_tags(repo, repo_type=self._repo_type)
+            except RegistryError as exc:
+                await results.send(_listing_error(repo, exc))
+                return
+            self.total += len(tags)
+            for tag in tags:
+                await jobs.send(_Job(Reference(repo, tag, None)))
+
+    async def _work(
+        self, jobs: MemoryObjectReceiveStream[_Job], results: MemoryObjectSendStream[ScanResult]
+    ) -> None:
+        async with jobs, results:
+            async for job in jobs:
+                try:
+                    produced = await self._process(job.ref)
+                except RegistryError as exc:
+                    produced = [_error_result(job.ref, exc)]
+                for result in produced:
+                    await results.send(result)
+
+    # -- one tag ---------------------------------------------------------------------------
+
+    def _limiter(self, host: str) -> anyio.CapacityLimiter:
+        limiter = self._limiters.get(host)
+        if limiter is None:
+            limiter = self._limiters[host] = anyio.CapacityLimiter(self._concurrency)
+        return limiter
+
+    async def _manifest(
+        self, info: _RegistryInfo, ref: Reference, scope: str
+    ) -> ImageManifest | ImageIndex:
+        """A manifest by digest, fetched once per scan (verified against the digest)."""
+        assert ref.digest is not None  # noqa: S101
+        return await self._manifests.get(
+            (info.host, ref.digest),
+            lambda: self._client._fetch_manifest(info, ref, scope, self._limiter(info.host)),
+        )
+
+    async def _config(
+        self, info: _RegistryInfo, repo: Repository, scope: str, descriptor: Descriptor
+    ) -> ConfigBlob:
+        async def fetch() -> ConfigBlob:
+            raw = await self._client._fetch_blob(
+                info,
+                repo,
+                scope,
+                descriptor.digest,
+                size=descriptor.size,
+                max_size=64 * 1024 * 1024,
+                limiter=self._limiter(info.host),
+            )
+            return ConfigBlob.parse(raw, media_type=descriptor.media_type, digest=descriptor.digest)
+
+        return await self._configs.get((info.host, descriptor.digest), fetch)
+
+    def _use_head(self, host: str) -> bool:
+        if self._what == "digest" or self._resolve == "head":
+            return True
+        # Docker Hub counts manifest GETs against the pull limit and HEADs not: resolve each
+        # tag with a HEAD there and GET each distinct digest once. Elsewhere one GET per tag
+        # is the fewest requests.
+        return self._resolve == "auto" and host == DOCKER_HUB_REGISTRY
+
+    async def _process(self, ref: Reference) -> list[ScanResult]:
+        client = self._client
+        info = await client._registry(ref.registry)
+        scope = repository_scope(ref.path, "pull", self._repo_type)
+        limiter = self._limiter(info.host)
+        top: ImageManifest | ImageIndex | None = None
+        if self._use_head(info.host):
+            digest, media_type = await client._head_manifest(info, ref, scope, limiter)
+            if digest is None:  # no Docker-Content-Digest: the body decides
+                top = await client._fetch_manifest(info, ref, scope, limiter)
+                digest, media_type = top.digest, top.media_type
+        else:
+            top = await client._fetch_manifest(info, ref, scope, limiter)
+            digest, media_type = top.digest, top.media_type
+
+        base = ScanResult(str(ref), str(ref.repository), ref.tag, digest, media_type)
+        if self._what == "digest":
+            if media_type in MANIFEST_MEDIA_TYPES:
+                return [replace(base, manifest_digest=digest)]
+            if media_type not in INDEX_MEDIA_TYPES:
+                return [base]
+        if top is None:
+            top = await self._manifest(info, ref.with_digest(digest), scope)
+        if isinstance(top, ImageIndex):
+            if self._all_platforms:
+                entries = [
+                    d for d in top.manifests if d.platform is not None and not d.platform.is_unknown
+                ]
+                if not entries:
+                    raise InvalidContent(f"index {top.digest} of {ref} lists no image platforms")
+            else:
+                assert self._platform is not None  # noqa: S101
+                entries = [top.select(self._platform)]
+            return [await self._resolve_entry(info, ref, scope, base, entry) for entry in entries]
+        return [await self._finish(info, ref, scope, base=base, manifest=top, entry=None)]
+
+    async def _resolve_entry(
+        self,
+        info: _RegistryInfo,
+        ref: Reference,
+        scope: str,
+        base: ScanResult,
+        entry: Descriptor,
+    ) -> ScanResult:
+        try:
+            if self._what == "digest":
+                return replace(base, platform=str(entry.platform), manifest_digest=entry.digest)
+            child = await self._manifest(info, ref.with_digest(entry.digest), scope)
+            if not isinstance(child, ImageManifest):
+                raise InvalidContent(f"index entry {entry.digest} of {ref} is another index")
+            return await self._finish(info, ref, scope, base=base, manifest=child, entry=entry)
+        except RegistryError as exc:
+            # With platform="all" one broken platform must not hide the others.
+            return replace(base, platform=str(entry.platform), error=ScanError.of(exc))
+
+    async def _finish(
+        self,
+        info: _RegistryInfo,
+        ref: Reference,
+        scope: str,
+        *,
+        base: ScanResult,
+        manifest: ImageManifest,
+        entry: Descriptor | None,
+    ) -> ScanResult:
+        platform = str(entry.platform) if entry is not None and entry.platform else None
+        config = None
+        if self._what == "config":
+            config = await self._config(info, ref.repository, scope, manifest.config)
+            if platform is None and config.platform is not None:
+                platform = str(config.platform)
+        return replace(
+            base,
+            platform=platform,
+            manifest_digest=manifest.digest,
+            config_digest=manifest.config.digest,
+            manifest=manifest if self._what in ("manifest", "config") else None,
+            config=config,
+        )
+
+
+def _split_targets(
+    targets: Sequence[str | Repository | Reference],
+) -> tuple[list[Repository], list[Reference]]:
+    repos: list[Repository] = []
+    images: list[Reference] = []
+    for target in targets:
+        if isinstance(target, Reference):
+            images.append(target)
+        elif isinstance(target, Repository):
+            repos.append(target)
+        elif is_image_reference(target):
+            images.append(parse_reference(target))
+        else:
+            repos.append(parse_repository(target))
+    return repos, images
+
+
+def _error_result(ref: Reference, exc: RegistryError) -> ScanResult:
+    return ScanResult(str(ref), str(ref.repository), ref.tag, error=ScanError.of(exc))
+
+
+def _listing_error(repo: Repository, exc: RegistryError) -> ScanResult:
+    return ScanResult(str(repo), str(repo), None, error=ScanError.of(exc))
+
+
+def is_connection_failure(result: ScanResult) -> bool:
+    """A repository that could not even be listed for want of a connection (CLI exit 2)."""
+    return (
+        result.tag is None
+        and result.error is not None
+        and isinstance(result.error.exception, (TransportError, UsageError))
+    )
