@@ -5,6 +5,7 @@ async with aioregistry.RegistryClient() as client:
 """
 
 from ._auth import Credentials, Token, TokenCache
+from ._bulk import Scan, ScanError, ScanResult, ScanStats
 from ._client import DEFAULT_PLATFORM, ClientStats, RegistryClient, RepoType
 from ._exceptions import (
     AuthenticationError,
@@ -37,7 +38,7 @@ from ._models import (
     Platform,
 )
 from ._references import Reference, Repository, parse_reference, parse_repository
-from ._transport import Limits, Timeouts
+from ._transport import Limits, Retries, Timeouts
 from ._version import __version__
 
 __all__ = [
@@ -69,6 +70,11 @@ __all__ = [
     "Repository",
     "RequestTimeout",
     "ResponseError",
+    "Retries",
+    "Scan",
+    "ScanError",
+    "ScanResult",
+    "ScanStats",
     "TLSError",
     "Timeouts",
     "Token",

@@ -5,14 +5,14 @@ from __future__ import annotations
 import aioregistry
 
 EXPECTED = {
-    "DEFAULT_PLATFORM", "AuthenticationError", "ClientStats", "ConfigBlob", "ConnectError",
-    "Credentials", "Descriptor", "DigestMismatch", "ErrorDetail", "Forbidden", "ImageIndex",
+    "AuthenticationError", "ClientStats", "ConfigBlob", "ConnectError", "Credentials",
+    "DEFAULT_PLATFORM", "Descriptor", "DigestMismatch", "ErrorDetail", "Forbidden", "ImageIndex",
     "ImageManifest", "InsecureCredentials", "InvalidContent", "InvalidPlatform",
     "InvalidReference", "Limits", "NoMatchingPlatform", "NotFound", "Platform", "ProtocolError",
     "Reference", "RegistryClient", "RegistryError", "RepoType", "Repository", "RequestTimeout",
-    "ResponseError", "TLSError", "Timeouts", "Token", "TokenCache", "TooManyRequests",
-    "TransportError", "Unauthorized", "UnsupportedMediaType", "UsageError", "__version__",
-    "parse_reference", "parse_repository",
+    "ResponseError", "Retries", "Scan", "ScanError", "ScanResult", "ScanStats", "TLSError",
+    "Timeouts", "Token", "TokenCache", "TooManyRequests", "TransportError", "Unauthorized",
+    "UnsupportedMediaType", "UsageError", "__version__", "parse_reference", "parse_repository",
 }  # fmt: skip
 
 

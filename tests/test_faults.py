@@ -21,6 +21,8 @@ from aioregistry import (
     NotFound,
     RegistryClient,
     ResponseError,
+    Retries,
+    TooManyRequests,
     UnsupportedMediaType,
 )
 
@@ -302,3 +304,61 @@ async def test_redirect_to_another_host_drops_credentials(fake):
     assert got == config
     assert len(cdn_seen) == 1
     assert "Authorization" not in cdn_seen[0].headers
+
+
+async def test_transient_errors_are_retried_then_succeed(fake):
+    manifest = _manifest(b"{}")
+    answers = iter([503, 502, 429, 200])
+    seen: list[str] = []
+
+    async def flaky(request: web.Request) -> web.Response:
+        status = next(answers)
+        seen.append(str(status))
+        if status == 429:
+            return web.Response(status=429, headers={"Retry-After": "0"})
+        if status != 200:
+            return web.Response(status=status, text="try again")
+        return web.Response(body=manifest, content_type=DOCKER_V2)
+
+    fake.route("GET", "/v2/test/x/manifests/v1")(flaky)
+    retries = Retries(attempts=4, backoff=0.01)
+    async with RegistryClient(plain_http=True, retries=retries) as client:
+        got = await client.get_manifest(f"{fake.host}/test/x:v1")
+        assert client.stats.retries == 3
+    assert got.raw == manifest
+    assert seen == ["503", "502", "429", "200"]
+
+
+async def test_retries_give_up_with_the_last_error(fake):
+    async def down(_: web.Request) -> web.Response:
+        return web.Response(status=503, text="maintenance")
+
+    fake.route("GET", "/v2/test/x/manifests/v1")(down)
+    async with RegistryClient(plain_http=True, retries=Retries(attempts=3, backoff=0.01)) as c:
+        with pytest.raises(ResponseError, match="503 Service Unavailable: maintenance"):
+            await c.get_manifest(f"{fake.host}/test/x:v1")
+        assert c.stats.retries == 2
+    assert len([r for r in fake.seen if r.path.endswith("/v1")]) == 3
+
+
+async def test_a_long_retry_after_is_not_waited_for(fake):
+    async def limited(_: web.Request) -> web.Response:
+        return web.json_response(
+            {"errors": [{"code": "TOOMANYREQUESTS", "message": "slow down"}]},
+            status=429,
+            headers={"Retry-After": "3600"},
+        )
+
+    fake.route("GET", "/v2/test/x/manifests/v1")(limited)
+    async with RegistryClient(plain_http=True) as client:
+        with pytest.raises(TooManyRequests, match="TOOMANYREQUESTS: slow down") as info:
+            await client.get_manifest(f"{fake.host}/test/x:v1")
+        assert client.stats.retries == 0
+    assert info.value.retry_after == 3600
+
+
+async def test_not_found_is_never_retried(fake, client):
+    with pytest.raises(NotFound):
+        await client.get_manifest(f"{fake.host}/test/none:v1")
+    assert client.stats.retries == 0
+    assert len([r for r in fake.seen if r.path.endswith("/none/manifests/v1")]) == 1
