@@ -2,7 +2,9 @@
 
 ``tests`` runs on the interpreter that runs nox. ``tests_matrix`` runs the suite on every
 ``Programming Language :: Python :: 3.X`` version of pyproject.toml that is installed here and
-skips the others (``python3 -m nox -s tests_matrix``).
+skips the others (``python3 -m nox -s tests_matrix``). ``demo`` shows the CLI at work offline
+against a local registry with sample images (``python3 -m nox -s demo``, ``-- --keep`` to keep
+the registry running for trying commands by hand).
 """
 
 from __future__ import annotations
@@ -40,6 +42,17 @@ def tests(session: nox.Session) -> None:
 def tests_matrix(session: nox.Session) -> None:
     """Run the test suite on each supported Python that is installed."""
     _run_tests(session)
+
+
+@nox.session(default=False)
+def demo(session: nox.Session) -> None:
+    """See it work offline: a local registry, sample images and ``aioregistry scan`` over them.
+
+    ``python3 -m nox -s demo -- --keep`` leaves the registry running until Ctrl-C.
+    """
+    session.run("bash", ".ci/ensure-registry", external=True)
+    session.install("-e", ".[test]")  # tests/support, which the demo reuses, needs the test extra
+    session.run("python", "benchmarks/demo.py", *session.posargs)
 
 
 @nox.session

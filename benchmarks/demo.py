@@ -1,0 +1,193 @@
+"""See aioregistry work offline: a local registry, sample images, ``aioregistry scan`` over them.
+
+``python3 -m nox -s demo`` (or ``python benchmarks/demo.py`` in an environment with
+``pip install -e .[test]`` and Debian's ``docker-registry`` at ``/usr/bin/docker-registry``):
+
+1. starts ``docker-registry`` on a free loopback port (plain HTTP, storage in a temporary
+   directory);
+2. pushes the test suite's sample content: single-arch images, a Docker manifest list and an
+   OCI index with three platforms (plus an attestation), a plugin, a nested name, and
+   ``test/many`` with a few hundred tags;
+3. runs ``aioregistry scan`` over it three times: a table of configs (with the progress bar),
+   every platform of the multi-arch tags, and the JSON Lines format for machines.
+
+``--keep`` leaves the registry running afterwards, until Ctrl-C, to try commands by hand.
+The registry is stopped however the script ends; its exit status is the first failing scan's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import FrameType
+
+# The registry setup and the sample content live in tests/support and are imported from there,
+# not copied: one implementation of "start a registry, push known content" for the tests, this
+# demo and the benchmarks, so all three exercise the same images.
+TESTS_DIR = Path(__file__).resolve().parent.parent / "tests"
+sys.path.insert(0, str(TESTS_DIR))
+
+from support.content import Content, PushedImage, PushedIndex  # noqa: E402
+from support.registry import REGISTRY_BINARY, RegistryProcess  # noqa: E402
+
+JSONL_PREVIEW_LINES = 3
+
+
+def _say(text: str = "") -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def _describe(item: PushedImage | PushedIndex) -> str:
+    if isinstance(item, PushedIndex):
+        kind = "OCI index" if item.media_type.endswith("index.v1+json") else "manifest list"
+        platforms = [c.platform for c in item.children if c.platform != "unknown/unknown"]
+        extra = len(item.children) - len(platforms)
+        suffix = f" + {extra} attestation" if extra else ""
+        return f"{kind}: {', '.join(p or '?' for p in platforms)}{suffix}"
+    if item.platform is None:
+        return "plugin"
+    kind = "OCI image" if item.media_type.endswith("oci.image.manifest.v1+json") else "image"
+    return f"{kind} {item.platform}"
+
+
+def _banner(registry: RegistryProcess, content: Content, distinct: int, workdir: Path) -> None:
+    _say(f"aioregistry demo: {REGISTRY_BINARY} at {registry.url} (storage in {workdir})")
+    _say("pushed:")
+    width = max(len(name) for name in content.repositories)
+    for repository in content.repositories:
+        if repository == content.many_repository:
+            count = len(content.many_tags)
+            summary = f"{count} tags over {min(distinct, count)} distinct images (linux/amd64)"
+        else:
+            summary = "; ".join(
+                f"{tag} ({_describe(content.get(f'{repository}:{tag}'))})"
+                for tag in content.tags_of(repository)
+            )
+        _say(f"  {registry.host}/{repository:<{width}}  {summary}")
+    _say()
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "aioregistry", *args]
+
+
+def _show(command: list[str]) -> None:
+    shown = ["aioregistry", *command[3:]] if command[:3] == _cli() else command
+    _say(f"$ {shlex.join(shown)}")
+
+
+def _run(command: list[str]) -> int:
+    """Run the CLI with the terminal's stdout and stderr (progress bar, table); its status."""
+    _show(command)
+    started = time.monotonic()
+    status = subprocess.run(command, check=False).returncode
+    _say(f"  (exit status {status}, {time.monotonic() - started:.2f} s)")
+    _say()
+    return status
+
+
+def _run_jsonl(command: list[str]) -> int:
+    """Run the CLI into a pipe and show the first lines, as ``| head -n 3`` would."""
+    _say(f"$ {shlex.join(['aioregistry', *command[3:]])} | head -n {JSONL_PREVIEW_LINES}")
+    started = time.monotonic()
+    result = subprocess.run(command, check=False, stdout=subprocess.PIPE)
+    lines = result.stdout.decode(errors="replace").splitlines()
+    for line in lines[:JSONL_PREVIEW_LINES]:
+        print(line, flush=True)
+    _say(
+        f"  ({len(lines)} lines in all, exit status {result.returncode}, "
+        f"{time.monotonic() - started:.2f} s)"
+    )
+    _say()
+    return result.returncode
+
+
+def _wait_for_ctrl_c(registry: RegistryProcess) -> None:
+    host = registry.host
+    script = Path(sys.executable).parent / "aioregistry"
+    cli = str(script) if script.is_file() else f"{sys.executable} -m aioregistry"
+    _say(f"registry running at {registry.url}; try, in another terminal:")
+    _say(f"  {cli} tags -r {host}/test/many")
+    _say(f"  {cli} manifest-list -i {host}/test/multi:oci")
+    _say(f"  {cli} config -i {host}/test/multi:docker --platform linux/arm/v7")
+    _say(f"  {cli} scan --catalog {host} --format table")
+    _say("press Ctrl-C to stop it")
+    try:
+        while registry.running:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        _say()
+    if not registry.running:
+        _say("the registry exited; log tail:\n" + registry.log_tail(10))
+
+
+def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    # SystemExit unwinds the `with` blocks, so the registry is stopped on `kill` too.
+    raise SystemExit(128 + signum)
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument(
+        "--keep", action="store_true", help="leave the registry running until Ctrl-C"
+    )
+    parser.add_argument(
+        "--many-tags", type=int, default=400, metavar="N", help="tags in test/many (default 400)"
+    )
+    parser.add_argument(
+        "--distinct",
+        type=int,
+        default=60,
+        metavar="N",
+        help="distinct images behind those tags (default 60)",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse_args(argv)
+    if not Path(REGISTRY_BINARY).is_file():
+        _say(f"demo: {REGISTRY_BINARY} is missing: run `bash .ci/ensure-registry` (as root)")
+        return 2
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    # Ctrl-C must stop --keep even when started from a shell that ignores SIGINT (`cmd &`).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    with (
+        tempfile.TemporaryDirectory(prefix="aioregistry-demo-") as tmp,
+        RegistryProcess("http", Path(tmp)) as registry,
+    ):
+        started = time.monotonic()
+        content = registry.push_content(many_tags=args.many_tags, distinct=args.distinct)
+        _banner(registry, content, args.distinct, Path(tmp))
+        _say(f"(registry started and content pushed in {time.monotonic() - started:.2f} s)\n")
+
+        host = registry.host
+        images = [f"{host}/{name}" for name in ("test/many", "test/multi", "test/single")]
+        statuses = [
+            _run(
+                _cli(
+                    "scan",
+                    *images,
+                    f"{host}/org/team/app",
+                    "--format",
+                    "table",
+                    "--what",
+                    "config",
+                )
+            ),
+            _run(_cli("scan", f"{host}/test/multi", "--platform", "all", "--format", "table")),
+            _run_jsonl(_cli("scan", f"{host}/test/many", "--what", "digest", "--format", "jsonl")),
+        ]
+        if args.keep:
+            _wait_for_ctrl_c(registry)
+    return next((status for status in statuses if status != 0), 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
