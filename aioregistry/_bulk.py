@@ -185,14 +185,10 @@ class _Job:
     ref: Reference
 
 
-class Scan:
-    """The result stream of `RegistryClient.scan`: iterate it once.
-
-    ``async with client.scan(...) as results: async for r in results: ...`` closes it
-    deterministically; a plain ``async for`` works too. ``stats`` is final once the iteration
-    ends; ``total`` counts the tags enumerated so far (for progress bars) and ``listed`` turns
-    true when every repository has been listed.
-    """
+class _Pipeline:
+    """The scan's state and tasks. Nothing here refers to the `Scan` handle or to the
+    generator, so dropping those (breaking out of ``async for``) lets the generator be
+    finalised even while pipeline tasks still run."""
 
     def __init__(
         self,
@@ -243,31 +239,6 @@ class Scan:
         self._started: float | None = None
         self._ended: float | None = None
         self._before = client.stats
-        self._generator: AsyncGenerator[ScanResult, None] | None = None
-
-    # -- the consumer's side ---------------------------------------------------------------
-
-    def __aiter__(self) -> AsyncGenerator[ScanResult, None]:
-        if self._generator is not None:
-            raise RuntimeError("a Scan can be iterated only once")
-        self._generator = self._iterate()
-        return self._generator
-
-    async def __aenter__(self) -> Scan:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """Stop the scan: cancel in-flight requests and wait for every task to end."""
-        if self._generator is not None:
-            await self._generator.aclose()
 
     @property
     def stats(self) -> ScanStats:
@@ -289,7 +260,7 @@ class Scan:
             seconds=(self._ended or time.monotonic()) - start,
         )
 
-    async def _iterate(self) -> AsyncGenerator[ScanResult, None]:
+    async def iterate(self) -> AsyncGenerator[ScanResult, None]:
         self._started = time.monotonic()
         self._before = self._client.stats
         send, receive = anyio.create_memory_object_stream[ScanResult](self._concurrency)
@@ -298,21 +269,25 @@ class Scan:
         # scope would not survive.
         work = asyncio.get_running_loop().create_task(self._run(send))
         try:
-            async with receive:
-                async for result in receive:
-                    self._results += 1
-                    if result.error is not None:
-                        self._errors += 1
-                        if self._fail_fast:
-                            raise result.error.exception
-                    yield result
+            async for result in receive:
+                self._results += 1
+                if result.error is not None:
+                    self._errors += 1
+                    if self._fail_fast:
+                        raise result.error.exception
+                yield result
             await work  # surfaces a bug in the pipeline itself; tag errors are results
         finally:
             self._ended = time.monotonic()
+            # Stop the work before closing the stream it writes to, so no worker sees a
+            # broken stream, and wait (shielded: we may be here because of a cancellation).
             if not work.done():
                 work.cancel()
                 with anyio.CancelScope(shield=True), anyio.move_on_after(10):
                     await asyncio.wait({work})
+            receive.close()
+            if work.done() and not work.cancelled():
+                work.exception()  # retrieved: the caller left early, so it no longer matters
 
     # -- the pipeline ----------------------------------------------------------------------
 
@@ -380,8 +355,11 @@ class Scan:
                     produced = await self._process(job.ref)
                 except RegistryError as exc:
                     produced = [_error_result(job.ref, exc)]
-                for result in produced:
-                    await results.send(result)
+                try:
+                    for result in produced:
+                        await results.send(result)
+                except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                    return  # the consumer is gone
 
     # -- one tag ---------------------------------------------------------------------------
 
@@ -505,6 +483,77 @@ class Scan:
             manifest=manifest if self._what in ("manifest", "config") else None,
             config=config,
         )
+
+
+class Scan:
+    """The result stream of `RegistryClient.scan`: iterate it once.
+
+    ``async with client.scan(...) as results: async for r in results: ...`` stops the scan
+    deterministically when the block is left; a plain ``async for`` works too (breaking out
+    finalises the iterator, which cancels the work). ``stats`` is final once the iteration
+    ends; ``total`` counts the tags enumerated so far (for progress bars) and ``listed`` turns
+    true when every repository has been listed.
+    """
+
+    def __init__(
+        self,
+        client: RegistryClient,
+        targets: Sequence[str | Repository | Reference],
+        *,
+        catalog: str | None,
+        what: What,
+        platform: str | Platform | None,
+        concurrency: int,
+        fail_fast: bool,
+        repo_type: RepoType,
+        resolve: Resolve,
+    ) -> None:
+        self._pipeline = _Pipeline(
+            client,
+            targets,
+            catalog=catalog,
+            what=what,
+            platform=platform,
+            concurrency=concurrency,
+            fail_fast=fail_fast,
+            repo_type=repo_type,
+            resolve=resolve,
+        )
+        self._generator: AsyncGenerator[ScanResult, None] | None = None
+
+    def __aiter__(self) -> AsyncGenerator[ScanResult, None]:
+        if self._generator is not None:
+            raise RuntimeError("a Scan can be iterated only once")
+        self._generator = self._pipeline.iterate()
+        return self._generator
+
+    async def __aenter__(self) -> Scan:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Stop the scan: cancel in-flight requests and wait for every task to end."""
+        if self._generator is not None:
+            await self._generator.aclose()
+
+    @property
+    def total(self) -> int:
+        return self._pipeline.total
+
+    @property
+    def listed(self) -> bool:
+        return self._pipeline.listed
+
+    @property
+    def stats(self) -> ScanStats:
+        return self._pipeline.stats
 
 
 def _split_targets(

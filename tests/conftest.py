@@ -4,6 +4,8 @@
 * ``registry_basic``: htpasswd Basic auth over TLS (trust ``registry_basic.ca_file``).
 * ``registry_token``: docker token auth over plain HTTP; ``token_issuer`` is its issuer.
 * ``fresh_issuer``: ``token_issuer`` with records and knobs reset before and after the test.
+* ``registry_many``: token auth, a process and issuer of its own, with 1,000 tags over 250
+  distinct images in ``test/many`` (for scans); ``many_issuer`` is its issuer, reset.
 
 Each registry has ``.content`` (a ``support.content.Content``) describing what was pushed.
 """
@@ -67,3 +69,20 @@ def fresh_issuer(token_issuer: TokenIssuer) -> Iterator[TokenIssuer]:
     token_issuer.reset()
     yield token_issuer
     token_issuer.reset()
+
+
+@pytest.fixture(scope="session")
+def registry_many(registry_workdir: Path, registry_certs: CertBundle) -> Iterator[RegistryProcess]:
+    # No issuer given: in token mode the registry starts (and later stops) one of its own.
+    with RegistryProcess("token", registry_workdir / "many", certs=registry_certs) as registry:
+        registry.push_content(many_tags=1000, distinct=250)
+        yield registry
+
+
+@pytest.fixture
+def many_issuer(registry_many: RegistryProcess) -> Iterator[TokenIssuer]:
+    issuer = registry_many.issuer
+    assert issuer is not None
+    issuer.reset()
+    yield issuer
+    issuer.reset()
