@@ -8,9 +8,13 @@ that omit Docker-Content-Digest, and Link headers that try to lead elsewhere.
 from __future__ import annotations
 
 import hashlib
+import signal
+import sys
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
+import anyio
 import orjson
 import pytest
 from aiohttp import web
@@ -362,3 +366,45 @@ async def test_not_found_is_never_retried(fake, client):
         await client.get_manifest(f"{fake.host}/test/none:v1")
     assert client.stats.retries == 0
     assert len([r for r in fake.seen if r.path.endswith("/none/manifests/v1")]) == 1
+
+
+async def test_ctrl_c_stops_a_cli_scan_promptly_and_cleanly(fake):
+    """SIGINT in the middle of a scan: exit 130 at once, a summary, no traceback."""
+    tags = [f"t{i:03d}" for i in range(200)]
+    manifest = _manifest(b"{}")
+
+    async def tag_list(_: web.Request) -> web.Response:
+        return web.json_response({"name": "test/slow", "tags": tags})
+
+    under_way = anyio.Event()
+    started_requests = 0
+
+    async def slow(_: web.Request) -> web.Response:
+        nonlocal started_requests
+        started_requests += 1
+        if started_requests >= 16:
+            under_way.set()
+        await anyio.sleep(0.5)
+        return web.Response(body=manifest, content_type=DOCKER_V2)
+
+    fake.route("GET", "/v2/test/slow/tags/list")(tag_list)
+    for tag in tags:
+        fake.route("GET", f"/v2/test/slow/manifests/{tag}")(slow)
+    command = [sys.executable, "-m", "aioregistry", "scan", f"{fake.host}/test/slow"]
+    command += ["--plain-http", "--what", "manifest", "--concurrency", "8"]
+    async with await anyio.open_process(command) as process:
+        with anyio.fail_after(20):
+            await under_way.wait()
+        process.send_signal(signal.SIGINT)
+        started = time.monotonic()
+        with anyio.fail_after(5):
+            await process.wait()
+        took = time.monotonic() - started
+        assert process.stderr is not None
+        assert process.stdout is not None
+        err = (await process.stderr.receive()).decode()
+    assert process.returncode == 130
+    assert took < 2
+    assert "Traceback" not in err
+    assert err.startswith("aioregistry: ")
+    assert " results, 0 errors" in err
