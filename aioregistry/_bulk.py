@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from ._auth import repository_scope
 from ._exceptions import InvalidContent, RegistryError, TransportError, UsageError
 from ._flight import SingleFlight
 from ._models import (
@@ -53,6 +52,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_SCAN_CONCURRENCY",
+    "Resolve",
     "Scan",
     "ScanError",
     "ScanResult",
@@ -408,8 +408,7 @@ class _Pipeline:
 
     async def _process(self, ref: Reference) -> list[ScanResult]:
         client = self._client
-        info = await client._registry(ref.registry)
-        scope = repository_scope(ref.path, "pull", self._repo_type)
+        info, scope = await client._pull(ref.repository, self._repo_type)
         limiter = self._limiter(info.host)
         top: ImageManifest | ImageIndex | None = None
         if self._use_head(info.host):
@@ -497,30 +496,8 @@ class Scan:
     true when every repository has been listed.
     """
 
-    def __init__(
-        self,
-        client: RegistryClient,
-        targets: Sequence[str | Repository | Reference],
-        *,
-        catalog: str | None,
-        what: What,
-        platform: str | Platform | None,
-        concurrency: int,
-        fail_fast: bool,
-        repo_type: RepoType,
-        resolve: Resolve,
-    ) -> None:
-        self._pipeline = _Pipeline(
-            client,
-            targets,
-            catalog=catalog,
-            what=what,
-            platform=platform,
-            concurrency=concurrency,
-            fail_fast=fail_fast,
-            repo_type=repo_type,
-            resolve=resolve,
-        )
+    def __init__(self, pipeline: _Pipeline) -> None:
+        self._pipeline = pipeline
         self._generator: AsyncGenerator[ScanResult, None] | None = None
 
     def __aiter__(self) -> AsyncGenerator[ScanResult, None]:

@@ -31,7 +31,7 @@ from ._auth import (
     parse_www_authenticate,
     repository_scope,
 )
-from ._bulk import DEFAULT_SCAN_CONCURRENCY, Resolve, Scan, What
+from ._bulk import DEFAULT_SCAN_CONCURRENCY, Resolve, Scan, What, _Pipeline
 from ._exceptions import (
     AuthenticationError,
     ConnectError,
@@ -301,8 +301,7 @@ class RegistryClient:
             if isinstance(fetched, ImageIndex):
                 return fetched.select(wanted).digest
             return fetched.digest
-        info = await self._registry(ref.registry)
-        scope = repository_scope(ref.path, "pull", repo_type)
+        info, scope = await self._pull(ref.repository, repo_type)
         digest, _ = await self._head_manifest(info, ref, scope)
         if digest is not None:
             return digest
@@ -314,8 +313,7 @@ class RegistryClient:
         """Whatever the reference points to, index or image manifest, exactly as sent."""
         self._check_open()
         ref = _as_reference(reference)
-        info = await self._registry(ref.registry)
-        scope = repository_scope(ref.path, "pull", repo_type)
+        info, scope = await self._pull(ref.repository, repo_type)
         return await self._fetch_manifest(info, ref, scope)
 
     async def get_manifest_list(
@@ -339,8 +337,7 @@ class RegistryClient:
         self._check_open()
         ref = _as_reference(reference)
         wanted = _as_platform(platform) if platform is not None else DEFAULT_PLATFORM
-        info = await self._registry(ref.registry)
-        scope = repository_scope(ref.path, "pull", repo_type)
+        info, scope = await self._pull(ref.repository, repo_type)
         fetched = await self._fetch_manifest(info, ref, scope)
         if isinstance(fetched, ImageManifest):
             return fetched
@@ -398,8 +395,7 @@ class RegistryClient:
         self._check_open()
         repo = _as_repository(repository)
         digest = parse_digest(digest)
-        info = await self._registry(repo.registry)
-        scope = repository_scope(repo.path, "pull", repo_type)
+        info, scope = await self._pull(repo, repo_type)
         return await self._fetch_blob(info, repo, scope, digest, size=size, max_size=max_size)
 
     def scan(
@@ -430,18 +426,24 @@ class RegistryClient:
         """
         self._check_open()
         return Scan(
-            self,
-            targets,
-            catalog=catalog,
-            what=what,
-            platform=platform,
-            concurrency=concurrency,
-            fail_fast=fail_fast,
-            repo_type=repo_type,
-            resolve=resolve,
+            _Pipeline(
+                self,
+                targets,
+                catalog=catalog,
+                what=what,
+                platform=platform,
+                concurrency=concurrency,
+                fail_fast=fail_fast,
+                repo_type=repo_type,
+                resolve=resolve,
+            )
         )
 
     # -- machinery -------------------------------------------------------------------------
+
+    async def _pull(self, repo: Repository, repo_type: RepoType) -> tuple[_RegistryInfo, str]:
+        """The registry of ``repo`` (pinged once) and the pull scope for it."""
+        return await self._registry(repo.registry), repository_scope(repo.path, "pull", repo_type)
 
     async def _fetch_manifest(
         self,
