@@ -147,10 +147,18 @@ class RegistryProcess:
         extra_config: Mapping[str, Any] | None = None,
         binary: str = REGISTRY_BINARY,
         startup_timeout: float = STARTUP_TIMEOUT,
+        tls: bool | None = None,
+        realm: str | None = None,
     ) -> None:
         if mode not in ("http", "basic", "token"):
             raise ValueError(f"unknown registry mode {mode!r}")
         self.mode: Mode = mode
+        # TLS is on for "basic" and off otherwise unless asked; ``realm`` overrides the token
+        # realm the registry advertises (e.g. a latency proxy in front of the issuer).
+        self.tls = (mode == "basic") if tls is None else tls
+        self.realm = realm
+        if self.tls and certs is None:
+            raise ValueError("TLS needs certs")
         self.workdir = workdir
         self.users: dict[str, str] = dict(DEFAULT_USERS if users is None else users)
         self.listen_host = listen_host
@@ -171,7 +179,7 @@ class RegistryProcess:
 
     @property
     def scheme(self) -> str:
-        return "https" if self.mode == "basic" else "http"
+        return "https" if self.tls else "http"
 
     @property
     def host(self) -> str:
@@ -186,7 +194,7 @@ class RegistryProcess:
     @property
     def ca_file(self) -> Path | None:
         """The CA that signed the server certificate (TLS mode only)."""
-        if self.mode == "basic" and self.certs is not None:
+        if self.tls and self.certs is not None:
             return self.certs.ca_file
         return None
 
@@ -239,12 +247,13 @@ class RegistryProcess:
             },
             "http": http_section,
         }
-        if self.mode == "basic":
+        if self.tls:
             assert self.certs is not None
             http_section["tls"] = {
                 "certificate": str(self.certs.server_cert_file),
                 "key": str(self.certs.server_key_file),
             }
+        if self.mode == "basic":
             config["auth"] = {
                 "htpasswd": {"realm": HTPASSWD_REALM, "path": str(self.workdir / "htpasswd")}
             }
@@ -253,7 +262,7 @@ class RegistryProcess:
             assert self.issuer is not None
             config["auth"] = {
                 "token": {
-                    "realm": self.issuer.realm,
+                    "realm": self.realm or self.issuer.realm,
                     "service": self.issuer.service,
                     "issuer": self.issuer.issuer,
                     "rootcertbundle": str(self.certs.ca_file),
