@@ -55,6 +55,21 @@ def demo(session: nox.Session) -> None:
     session.run("python", "benchmarks/demo.py", *session.posargs)
 
 
+@nox.session(default=False)
+def bench(session: nox.Session) -> None:
+    """aioregistry beside its peers and the limit, at several RTTs; writes benchmarks/results/.
+
+    Installs what the peers need: Debian's docker-registry and skopeo (apt-get), python-dxf and
+    PyPI's unrelated ``aioregistry`` 0.7.3 in virtualenvs of their own under ``.bench/``.
+    ``python3 -m nox -s bench -- --rtt 0,0.02 --runs 1`` for a quick pass.
+    """
+    session.run("bash", ".ci/ensure-registry", external=True)
+    session.run("bash", "benchmarks/peers/ensure-skopeo", external=True)
+    session.install("-e", ".[test]", "matplotlib")
+    session.run("python", "benchmarks/peers/venvs.py")
+    session.run("python", "benchmarks/bench.py", *session.posargs)
+
+
 @nox.session
 def lint(session: nox.Session) -> None:
     """Ruff's lint rules and formatting."""

@@ -656,6 +656,12 @@ async def apush_content(
 ) -> Content:
     """Build the standard content and push it to ``registry`` (asyncio only)."""
     content, plan = build_content(many_tags=many_tags, distinct=distinct)
+    await apush_plan(registry, plan)
+    return content
+
+
+async def apush_plan(registry: RegistryProcess, plan: _Plan) -> None:
+    """Push a plan's blobs, then its manifests stage by stage (asyncio only)."""
     connector = aiohttp.TCPConnector(limit=IN_FLIGHT, ssl=registry.ssl_context() or True)
     timeout = aiohttp.ClientTimeout(total=60)
     async with aiohttp.ClientSession(
@@ -672,7 +678,6 @@ async def apush_content(
         )
         for stage in plan.stages:  # children by digest first: an index needs them to exist
             await _run_all([partial(pusher.push_manifest, *item) for item in stage], IN_FLIGHT)
-    return content
 
 
 def push_content(registry: RegistryProcess, *, many_tags: int = 300, distinct: int = 40) -> Content:

@@ -1,0 +1,303 @@
+"""``nox -s bench``: aioregistry beside its peers and the limit, on one registry, in one run.
+
+The job, for every tag of ``bench/many`` (1,000 tags over 250 distinct images, 25 of them
+multi-arch) and ``bench/distinct`` (200 tags, 200 images): the tag's digest, the linux/amd64
+manifest, and the config blob. Each contender is a whole process (see `contenders`), run
+several times at each added round-trip time; every answer is checked against what was pushed.
+Slow peers are timed on the first N tags and extrapolated to the whole repository (said so in
+the report). Counted per run: wall time, peak RSS (``/usr/bin/time``), HTTP requests (the
+registry's access log), token requests (the issuer's count).
+
+    python benchmarks/bench.py --rtt 0,0.02,0.1 --runs 3 --out benchmarks/results
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path[:0] = [str(HERE), str(HERE / "peers")]
+
+from env import BenchEnv, Expected, bench_env  # noqa: E402
+
+PYTHON = sys.executable
+TIME = "/usr/bin/time"
+
+
+@dataclass(frozen=True)
+class Contender:
+    name: str
+    argv: Callable[[BenchEnv, str, int | None], list[str]]
+    # Tags timed per RTT (None: all); the rest is extrapolated linearly.
+    sample: Callable[[float], int | None] = lambda _rtt: None
+    runs: Callable[[float, int], int] = lambda _rtt, runs: runs
+    checks_config: bool = True  # whether its output carries manifest/config digests
+    is_limit: bool = False
+
+
+def _ours(extra: list[str]) -> Callable[[BenchEnv, str, int | None], list[str]]:
+    def argv(env: BenchEnv, repo: str, _limit: int | None) -> list[str]:
+        return [
+            PYTHON, "-m", "aioregistry", "scan", f"{env.host}/{repo}", "--what", "config",
+            "--ca-file", str(env.ca_file), "--format", "jsonl", *extra,
+        ]  # fmt: skip
+
+    return argv
+
+
+def _peer(
+    program: list[str],
+) -> Callable[[BenchEnv, str, int | None], list[str]]:
+    def argv(env: BenchEnv, repo: str, limit: int | None) -> list[str]:
+        args = [
+            *program, "--registry", env.host, "--repository", repo,
+            "--ca-file", str(env.ca_file), "--platform", "linux/amd64",
+        ]  # fmt: skip
+        return [*args, "--limit", str(limit)] if limit else args
+
+    return argv
+
+
+def contenders(venv_python: Callable[[str], Path]) -> list[Contender]:
+    peers = HERE / "peers"
+    return [
+        Contender("aioregistry scan (default)", _ours([])),
+        Contender(
+            "aioregistry scan --concurrency 1",
+            _ours(["--concurrency", "1"]),
+            runs=lambda rtt, runs: 1 if rtt >= 0.1 else runs,
+        ),
+        Contender(
+            "old bash functions (curl + jq, token per call)",
+            _peer(["bash", str(peers / "old_bash.sh")]),
+            sample=lambda rtt: 100 if rtt == 0 else 20,
+            runs=lambda rtt, runs: min(runs, 2),
+        ),
+        Contender(
+            "skopeo inspect per tag",
+            _peer(["bash", str(peers / "skopeo_loop.sh")]),
+            sample=lambda rtt: 50 if rtt == 0 else 10,
+            runs=lambda rtt, runs: min(runs, 2),
+            checks_config=False,
+        ),
+        Contender(
+            "python-dxf (sequential)",
+            _peer([str(venv_python("dxf")), str(peers / "dxf_scan.py")]),
+            sample=lambda rtt: None if rtt == 0 else 100,
+            runs=lambda rtt, runs: min(runs, 2),
+        ),
+        Contender(
+            "aioregistry 0.7.3 from PyPI (all tags at once)",
+            _peer([str(venv_python("aioregistry073")), str(peers / "aioregistry073_scan.py")]),
+        ),
+        Contender(
+            "limit: load generator (aiohttp, no parsing, concurrency 256)",
+            _peer([PYTHON, str(HERE / "limit.py")]),
+            checks_config=False,
+            is_limit=True,
+        ),
+    ]
+
+
+@dataclass
+class Run:
+    seconds: float
+    peak_rss_mb: float
+    requests: int
+    tokens: int
+    tags: int
+
+
+@dataclass
+class Row:
+    contender: str
+    repository: str
+    rtt: float
+    total_tags: int
+    runs: list[Run] = field(default_factory=list)
+
+    @property
+    def sampled(self) -> bool:
+        return bool(self.runs) and self.runs[0].tags < self.total_tags
+
+    def _scale(self, value: float) -> float:
+        run = self.runs[0]
+        return value * self.total_tags / run.tags if run.tags else value
+
+    @property
+    def median(self) -> float:
+        return self._scale(statistics.median(r.seconds for r in self.runs))
+
+    @property
+    def spread(self) -> tuple[float, float]:
+        return (
+            self._scale(min(r.seconds for r in self.runs)),
+            self._scale(max(r.seconds for r in self.runs)),
+        )
+
+    @property
+    def requests(self) -> float:
+        return self._scale(statistics.median(r.requests for r in self.runs))
+
+    @property
+    def tokens(self) -> float:
+        return self._scale(statistics.median(r.tokens for r in self.runs))
+
+    @property
+    def rss(self) -> float:
+        return max(r.peak_rss_mb for r in self.runs)
+
+
+def _verify(
+    name: str, out: str, expected: dict[str, Expected], tags: int, checks_config: bool
+) -> None:
+    got: dict[str, dict[str, Any]] = {}
+    for line in out.splitlines():
+        record = json.loads(line)
+        got[record["tag"]] = record
+    want = sorted(expected)[:tags]
+    missing = [t for t in want if t not in got]
+    if missing:
+        raise SystemExit(f"{name}: {len(missing)} tags missing, e.g. {missing[:3]}")
+    for tag in want:
+        exp, rec = expected[tag], got[tag]
+        if rec.get("error"):
+            raise SystemExit(f"{name}: {tag} failed: {rec['error']}")
+        if rec["digest"] != exp.digest:
+            raise SystemExit(f"{name}: {tag} digest {rec['digest']} != {exp.digest}")
+        if checks_config and (rec["manifest_digest"], rec["config_digest"]) != (
+            exp.manifest_digest,
+            exp.config_digest,
+        ):
+            raise SystemExit(f"{name}: {tag} manifest/config digests differ from what was pushed")
+
+
+def run_once(env: BenchEnv, contender: Contender, repo: str, limit: int | None) -> Run:
+    expected = env.expected[repo]
+    argv = contender.argv(env, repo, limit)
+    mark, tokens_before = env.registry.log_mark(), env.issuer.count
+    with tempfile.NamedTemporaryFile("r", suffix=".time") as timing:
+        started = time.perf_counter()
+        proc = subprocess.run(
+            [TIME, "-f", "%M", "-o", timing.name, *argv],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            check=False,
+            env={**os.environ, "SSL_CERT_FILE": str(env.ca_file)},
+        )
+        seconds = time.perf_counter() - started
+        rss_kb = int(timing.read().strip().splitlines()[-1] or 0)
+    if proc.returncode != 0:
+        raise SystemExit(f"{contender.name} failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    tags = limit or len(expected)
+    requests = _settled_count(env, mark)
+    tokens = env.issuer.count - tokens_before
+    if contender.is_limit:
+        # Its untimed discovery pass (finding the URLs) is not the work: take its own count
+        # and time of the timed pass.
+        report = json.loads(proc.stdout.strip().splitlines()[-1])
+        seconds, requests, tokens = report["seconds"], report["requests"], report["token_requests"]
+    else:
+        _verify(contender.name, proc.stdout, expected, tags, contender.checks_config)
+    return Run(seconds, rss_kb / 1024, requests, tokens, tags)
+
+
+def _settled_count(env: BenchEnv, mark: int) -> int:
+    """Requests logged since ``mark``, once the registry has written the last of them."""
+    count = -1
+    while True:
+        now = len(env.registry.access_log(since=mark))
+        if now == count:
+            return count
+        count = now
+        time.sleep(0.1)
+
+
+def measure(env: BenchEnv, rtts: list[float], runs: int, only: set[str] | None) -> list[Row]:
+    import venvs  # noqa: PLC0415  (benchmarks/peers/venvs.py: the peers' own virtualenvs)
+
+    rows: list[Row] = []
+    chosen = [c for c in contenders(venvs.python_for) if not only or c.name in only]
+    for rtt in rtts:
+        env.set_rtt(rtt)
+        for repo in ("bench/many", "bench/distinct"):
+            for contender in chosen:
+                limit = contender.sample(rtt)
+                row = Row(contender.name, repo, rtt, len(env.expected[repo]))
+                for _ in range(contender.runs(rtt, runs)):
+                    row.runs.append(run_once(env, contender, repo, limit))
+                rows.append(row)
+                print(
+                    f"rtt={rtt * 1000:.0f}ms {repo} {contender.name}: {row.median:.2f} s"
+                    f"{' (extrapolated)' if row.sampled else ''}, {row.requests:.0f} requests, "
+                    f"{row.tokens:.0f} tokens, {row.rss:.0f} MB",
+                    file=sys.stderr,
+                    flush=True,
+                )
+    return rows
+
+
+def concurrency_sweep(
+    env: BenchEnv, rtts: list[float], levels: list[int]
+) -> dict[float, dict[int, float]]:
+    table: dict[float, dict[int, float]] = {}
+    for rtt in rtts:
+        env.set_rtt(rtt)
+        table[rtt] = {}
+        for level in levels:
+            contender = Contender(f"c={level}", _ours(["--concurrency", str(level)]))
+            table[rtt][level] = run_once(env, contender, "bench/many", None).seconds
+    return table
+
+
+def machine() -> str:
+    return f"{platform.machine()}-{os.cpu_count()}cpu"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rtt", default="0,0.02,0.1")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=HERE / "results")
+    parser.add_argument("--only", action="append", help="run only this contender (repeatable)")
+    parser.add_argument("--no-extras", action="store_true", help="skip memory/startup/sweep")
+    args = parser.parse_args()
+    rtts = [float(x) for x in args.rtt.split(",")]
+    import report  # noqa: PLC0415
+
+    with (
+        tempfile.TemporaryDirectory(prefix="aioregistry-bench-") as workdir,
+        bench_env(Path(workdir)) as env,
+    ):
+        rows = measure(env, rtts, args.runs, set(args.only) if args.only else None)
+        sweep = {} if args.no_extras else concurrency_sweep(env, rtts, [8, 16, 32, 64, 128])
+    extras: dict[str, Any] = {}
+    if not args.no_extras:
+        import memory  # noqa: PLC0415
+        import startup  # noqa: PLC0415
+
+        extras["memory"] = memory.run()
+        extras["startup"] = startup.run()
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem = args.out / f"{date.today().isoformat()}-{machine()}"
+    report.write(stem, rows, sweep, extras, rtts)
+    print(f"report: {stem}.md", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
