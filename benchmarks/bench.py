@@ -60,13 +60,14 @@ def _ours(extra: list[str]) -> Callable[[BenchEnv, str, int | None], list[str]]:
 
 
 def _peer(
-    program: list[str],
+    program: list[str], *, platform: bool = True
 ) -> Callable[[BenchEnv, str, int | None], list[str]]:
     def argv(env: BenchEnv, repo: str, limit: int | None) -> list[str]:
         args = [
-            *program, "--registry", env.host, "--repository", repo,
-            "--ca-file", str(env.ca_file), "--platform", "linux/amd64",
+            *program, "--registry", env.host, "--repository", repo, "--ca-file", str(env.ca_file),
         ]  # fmt: skip
+        if platform:
+            args += ["--platform", "linux/amd64"]
         return [*args, "--limit", str(limit)] if limit else args
 
     return argv
@@ -106,7 +107,7 @@ def contenders(venv_python: Callable[[str], Path]) -> list[Contender]:
         ),
         Contender(
             "limit: load generator (aiohttp, no parsing, concurrency 256)",
-            _peer([PYTHON, str(HERE / "limit.py")]),
+            _peer([PYTHON, str(HERE / "limit.py")], platform=False),
             checks_config=False,
             is_limit=True,
         ),

@@ -138,11 +138,11 @@ def write(
             cells = " | ".join(_fmt(by_level[c]) for c in levels)
             lines.append(f"| {rtt * 1000:.0f} ms | {cells} |")
         lines.append("")
-    for key, title in (("memory", "Memory"), ("startup", "Start-up")):
+    for key, title, hidden in (("memory", "Memory", "command"), ("startup", "Start-up", "argv")):
         data = extras.get(key)
         if data:
             lines += [f"## {title}", ""]
-            header = list(data[0])
+            header = [h for h in data[0] if h != hidden]
             lines.append("| " + " | ".join(header) + " |")
             lines.append("|" + " --- |" * len(header))
             for item in data:
