@@ -44,6 +44,7 @@ from ._references import (
     Reference,
     Repository,
     parse_reference,
+    parse_registry,
     parse_repository,
 )
 
@@ -222,7 +223,7 @@ class _Pipeline:
         self._repos, self._images = _split_targets(targets)
         self._catalog = None
         if catalog is not None:
-            self._catalog = parse_repository(f"{catalog}/x").registry
+            self._catalog = parse_registry(catalog)
         if not (self._repos or self._images or self._catalog):
             raise UsageError("nothing to scan: give repositories, images or a catalog")
         self._client = client

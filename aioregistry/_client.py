@@ -38,7 +38,6 @@ from ._exceptions import (
     DigestMismatch,
     InsecureCredentials,
     InvalidContent,
-    InvalidReference,
     ResponseError,
     TLSError,
     TransportError,
@@ -64,6 +63,7 @@ from ._references import (
     is_loopback_host,
     parse_digest,
     parse_reference,
+    parse_registry,
     parse_repository,
 )
 from ._transport import (
@@ -89,7 +89,6 @@ CONFIG_LIMIT = 64 * 1024 * 1024
 LIST_LIMIT = 64 * 1024 * 1024  # tag lists are unpaginated on some registries (GCR)
 TOKEN_LIMIT = 1024 * 1024
 PING_LIMIT = 64 * 1024
-_DOCKER_HUB_NAMES = frozenset({"docker.io", "index.docker.io", DOCKER_HUB_REGISTRY})
 _LINK_NEXT = re.compile(r'<([^>]*)>\s*(?:;[^,]*?)?;\s*rel="?next"?', re.IGNORECASE)
 
 
@@ -263,12 +262,7 @@ class RegistryClient:
     ) -> list[str]:
         """Every repository name of ``registry`` (``GET /v2/_catalog``, paginated)."""
         self._check_open()
-        host = parse_repository(f"{registry}/x").registry
-        if host == DOCKER_HUB_REGISTRY and registry not in _DOCKER_HUB_NAMES:
-            raise InvalidReference(
-                f"invalid registry {registry!r}: a registry host needs a '.' or a ':port', "
-                "or is 'localhost'"
-            )
+        host = parse_registry(registry)
         return await self._paginate(
             host,
             "/v2/_catalog",

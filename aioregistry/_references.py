@@ -54,6 +54,7 @@ __all__ = [
     "is_loopback_host",
     "parse_digest",
     "parse_reference",
+    "parse_registry",
     "parse_repository",
     "split_digest",
 ]
@@ -177,6 +178,21 @@ def parse_repository(text: str) -> Repository:
     if tag is not None:
         fail(f"repository name must not carry a tag (found {_quote(tag)})")
     return _parse_name(name, fail)
+
+
+def parse_registry(text: str) -> str:
+    """A registry ``host[:port]``, normalised (Docker Hub's three names become one).
+
+    A word that could only be a repository path component (no ``.``, no ``:``, not
+    ``localhost``) is not a registry host: `InvalidReference`, rather than Docker Hub.
+    """
+    host = parse_repository(f"{text}/x").registry
+    if host == DOCKER_HUB_REGISTRY and text.lower() not in _DOCKER_HUB_ALIASES:
+        raise InvalidReference(
+            f"invalid registry {_quote(text)}: a registry host needs a '.' or a ':port', "
+            "or is 'localhost'"
+        )
+    return host
 
 
 def parse_digest(text: str) -> str:

@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -35,6 +36,7 @@ sys.path[:0] = [str(HERE), str(HERE / "peers")]
 from env import BenchEnv, Expected, bench_env  # noqa: E402
 
 PYTHON = sys.executable
+SUMMARY = re.compile(r"^aioregistry: \d+ results, .*, ([0-9.]+) s$", re.MULTILINE)
 TIME = "/usr/bin/time"
 
 
@@ -116,11 +118,14 @@ def contenders(venv_python: Callable[[str], Path]) -> list[Contender]:
 
 @dataclass
 class Run:
-    seconds: float
+    seconds: float  # the whole process, start-up included
     peak_rss_mb: float
     requests: int
     tokens: int
     tags: int
+    # The tool's own measure of its work, where it reports one: our scan's summary line (no
+    # interpreter start-up), the limit's timed pass (no start-up, no URL discovery).
+    work_seconds: float | None = None
 
 
 @dataclass
@@ -130,6 +135,7 @@ class Row:
     rtt: float
     total_tags: int
     runs: list[Run] = field(default_factory=list)
+    is_limit: bool = False
 
     @property
     def sampled(self) -> bool:
@@ -142,6 +148,11 @@ class Row:
     @property
     def median(self) -> float:
         return self._scale(statistics.median(r.seconds for r in self.runs))
+
+    @property
+    def work_median(self) -> float | None:
+        works = [r.work_seconds for r in self.runs if r.work_seconds is not None]
+        return self._scale(statistics.median(works)) if works else None
 
     @property
     def spread(self) -> tuple[float, float]:
@@ -208,14 +219,18 @@ def run_once(env: BenchEnv, contender: Contender, repo: str, limit: int | None) 
     tags = limit or len(expected)
     requests = _settled_count(env, mark)
     tokens = env.issuer.count - tokens_before
+    work: float | None = None
     if contender.is_limit:
         # Its untimed discovery pass (finding the URLs) is not the work: take its own count
         # and time of the timed pass.
         report = json.loads(proc.stdout.strip().splitlines()[-1])
-        seconds, requests, tokens = report["seconds"], report["requests"], report["token_requests"]
+        work, requests, tokens = report["seconds"], report["requests"], report["token_requests"]
     else:
         _verify(contender.name, proc.stdout, expected, tags, contender.checks_config)
-    return Run(seconds, rss_kb / 1024, requests, tokens, tags)
+        summary = SUMMARY.search(proc.stderr)
+        if summary:
+            work = float(summary.group(1))
+    return Run(seconds, rss_kb / 1024, requests, tokens, tags, work)
 
 
 def _settled_count(env: BenchEnv, mark: int) -> int:
@@ -239,7 +254,9 @@ def measure(env: BenchEnv, rtts: list[float], runs: int, only: set[str] | None) 
         for repo in ("bench/many", "bench/distinct"):
             for contender in chosen:
                 limit = contender.sample(rtt)
-                row = Row(contender.name, repo, rtt, len(env.expected[repo]))
+                row = Row(
+                    contender.name, repo, rtt, len(env.expected[repo]), is_limit=contender.is_limit
+                )
                 for _ in range(contender.runs(rtt, runs)):
                     row.runs.append(run_once(env, contender, repo, limit))
                 rows.append(row)

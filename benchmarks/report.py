@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 import os
 import platform
@@ -43,9 +45,9 @@ def _table(rows: list[Any], rtt: float, repo: str) -> list[str]:
     ours = next((r for r in chosen if r.contender == OURS), None)
     limit = next((r for r in chosen if r.contender.startswith("limit")), None)
     lines = [
-        "| contender | seconds (median) | min–max | × ours | requests | tokens | peak RSS MB "
-        "| runs |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| contender | seconds (median) | min–max | × ours | work s | requests | tokens "
+        "| peak RSS MB | runs |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for row in chosen:
         low, high = row.spread
@@ -55,17 +57,21 @@ def _table(rows: list[Any], rtt: float, repo: str) -> list[str]:
             if row.sampled
             else ""
         )
-        requests = row.requests
+        work = _fmt(row.work_median) if row.work_median is not None else "–"
+        ratio_text = "–" if row.is_limit else f"{ratio:.2f}"
         lines.append(
             f"| {row.contender}{note} | {_fmt(row.median)} | {_fmt(low)}–{_fmt(high)} | "
-            f"{ratio:.2f} | {requests:.0f} | {row.tokens:.0f} | {row.rss:.0f} | {len(row.runs)} |"
+            f"{ratio_text} | {work} | {row.requests:.0f} | {row.tokens:.0f} | {row.rss:.0f} "
+            f"| {len(row.runs)} |"
         )
-    if ours and limit:
+    if ours and limit and ours.work_median and limit.work_median:
         floor = floor_seconds(rtt, int(ours.requests), DEFAULT_CONCURRENCY, depth=6)
         lines.append("")
         lines.append(
-            f"Ours over the limit: **{ours.median / limit.median:.2f}×**; latency floor for "
-            f"{ours.requests:.0f} requests at concurrency {DEFAULT_CONCURRENCY}: {floor:.2f} s."
+            f"Ours over the limit, work against work (no interpreter start-up on either side): "
+            f"**{ours.work_median / limit.work_median:.2f}×** ({_fmt(ours.work_median)} s against "
+            f"{_fmt(limit.work_median)} s). Latency floor for {ours.requests:.0f} requests at "
+            f"concurrency {DEFAULT_CONCURRENCY}: {floor:.2f} s."
         )
     return lines
 
@@ -148,6 +154,17 @@ def write(
             for item in data:
                 lines.append("| " + " | ".join(str(item[h]) for h in header) + " |")
             lines.append("")
+    stem.with_suffix(".json").write_text(
+        json.dumps(
+            {
+                "rows": [dataclasses.asdict(r) for r in rows],
+                "sweep": {str(k): v for k, v in sweep.items()},
+                "extras": extras,
+            },
+            indent=1,
+            default=str,
+        )
+    )
     png = stem.with_suffix(".png")
     if _plot(png, rows, rtts):
         lines += [f"![time against RTT]({png.name})", ""]

@@ -224,8 +224,11 @@ async def test_client_cannot_be_reopened_or_used_closed():
 
 async def test_catalog_needs_a_registry_host():
     async with RegistryClient() as client:
-        with pytest.raises(InvalidReference, match="invalid registry 'myregistry'"):
+        with pytest.raises(InvalidReference, match='invalid registry "myregistry"'):
             await client.catalog("myregistry")
+        with pytest.raises(InvalidReference, match='invalid registry "myregistry"'):
+            client.scan(catalog="myregistry")
+        assert client.stats.total_requests == 0
 
 
 async def test_an_injected_session_is_used_and_left_open(reg):
