@@ -163,11 +163,12 @@ class Row:
 
     @property
     def requests(self) -> float:
-        return self._scale(statistics.median(r.requests for r in self.runs))
+        """As measured (on the sample, for a sampled row: one-time costs do not scale)."""
+        return statistics.median(r.requests for r in self.runs)
 
     @property
     def tokens(self) -> float:
-        return self._scale(statistics.median(r.tokens for r in self.runs))
+        return statistics.median(r.tokens for r in self.runs)
 
     @property
     def rss(self) -> float:
@@ -294,9 +295,20 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=HERE / "results")
     parser.add_argument("--only", action="append", help="run only this contender (repeatable)")
     parser.add_argument("--no-extras", action="store_true", help="skip memory/startup/sweep")
+    parser.add_argument(
+        "--rewrite", type=Path, help="only rewrite the report from a results .json of a run"
+    )
     args = parser.parse_args()
     rtts = [float(x) for x in args.rtt.split(",")]
     import report  # noqa: PLC0415
+
+    if args.rewrite:
+        saved = json.loads(args.rewrite.read_text())
+        rows = [Row(**{**r, "runs": [Run(**run) for run in r["runs"]]}) for r in saved["rows"]]
+        sweep = {float(k): {int(c): t for c, t in v.items()} for k, v in saved["sweep"].items()}
+        rtts = sorted({row.rtt for row in rows})
+        report.write(args.rewrite.with_suffix(""), rows, sweep, saved["extras"], rtts)
+        return
 
     with (
         tempfile.TemporaryDirectory(prefix="aioregistry-bench-") as workdir,
