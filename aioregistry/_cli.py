@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Sequence
 import anyio
 import orjson
 
-from ._cli_scan import add_scan_arguments, run_scan
+from ._cli_scan import EXIT_OK, EXIT_USAGE, add_scan_arguments, run_scan
 from ._client import RegistryClient, RepoType
 from ._exceptions import RegistryError, TransportError, UsageError
 from ._references import DOCKER_HUB_REGISTRY, parse_reference, parse_repository
@@ -26,9 +26,7 @@ from ._version import __version__
 
 __all__ = ["main"]
 
-EXIT_OK = 0
 EXIT_ERROR = 1
-EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 

@@ -18,8 +18,10 @@ import orjson
 from ._bulk import DEFAULT_SCAN_CONCURRENCY, ScanResult, ScanStats, is_connection_failure
 from ._client import RegistryClient
 
-__all__ = ["add_scan_arguments", "run_scan"]
+__all__ = ["EXIT_OK", "EXIT_SOME_FAILED", "EXIT_USAGE", "add_scan_arguments", "run_scan"]
 
+# Exit statuses shared with the other subcommands (_cli.py adds 1 for a registry's refusal
+# and 130 for Ctrl-C).
 EXIT_OK = 0
 EXIT_SOME_FAILED = 1
 EXIT_USAGE = 2
