@@ -264,6 +264,7 @@ class _Pipeline:
         )
 
     async def iterate(self) -> AsyncGenerator[ScanResult, None]:
+        self._client._check_open()
         self._started = time.monotonic()
         self._before = self._client.stats
         send, receive = anyio.create_memory_object_stream[ScanResult](self._concurrency)

@@ -161,10 +161,15 @@ class Transport:
         self._limits = limits
         self._session = session
         self._owns_session = session is None
+        self._closed = False
         self.requests: Counter[str] = Counter()  # by kind of request
         self.bytes_received = 0
 
     def _get_session(self) -> aiohttp.ClientSession:
+        if self._closed:
+            # e.g. a scan iterated after its client was closed: never open a session no one
+            # will close.
+            raise RuntimeError("RegistryClient is closed")
         if self._session is None:
             connector = aiohttp.TCPConnector(
                 limit=self._limits.max_connections,
@@ -180,6 +185,7 @@ class Transport:
         return self._session
 
     async def aclose(self) -> None:
+        self._closed = True
         if self._owns_session and self._session is not None:
             session, self._session = self._session, None
             await session.close()

@@ -822,3 +822,11 @@ def test_cli_scan_exits_2_when_the_registry_does_not_answer():
     assert result.returncode == 2, (result.returncode, result.stderr.decode())
     assert "Traceback" not in result.stderr.decode()
     assert result.stderr.strip()
+
+
+async def test_a_scan_outliving_its_client_fails_instead_of_leaking_a_session(registry_http):
+    async with RegistryClient(use_env_credentials=False) as client:
+        scan = client.scan(f"{registry_http.host}/test/single")
+    with pytest.raises(RuntimeError, match="closed"):
+        async for _ in scan:
+            pass
