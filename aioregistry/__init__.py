@@ -6,7 +6,7 @@ async with aioregistry.RegistryClient() as client:
 
 from ._auth import Credentials, Token, TokenCache
 from ._bulk import Scan, ScanError, ScanResult, ScanStats
-from ._client import DEFAULT_PLATFORM, ClientStats, RegistryClient, RepoType
+from ._client import ClientStats, RegistryClient, RepoType
 from ._exceptions import (
     AuthenticationError,
     ConnectError,
@@ -31,6 +31,7 @@ from ._exceptions import (
     UsageError,
 )
 from ._models import (
+    DEFAULT_PLATFORM,
     ConfigBlob,
     Descriptor,
     ImageIndex,

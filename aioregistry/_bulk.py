@@ -31,6 +31,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from ._exceptions import InvalidContent, RegistryError, TransportError, UsageError
 from ._flight import SingleFlight
 from ._models import (
+    DEFAULT_PLATFORM,
     INDEX_MEDIA_TYPES,
     MANIFEST_MEDIA_TYPES,
     ConfigBlob,
@@ -217,7 +218,7 @@ class _Pipeline:
         if self._all_platforms:
             self._platform = None
         elif platform is None:
-            self._platform = Platform("linux", "amd64")
+            self._platform = DEFAULT_PLATFORM
         else:
             self._platform = Platform.parse(platform) if isinstance(platform, str) else platform
         self._repos, self._images = _split_targets(targets)

@@ -47,6 +47,7 @@ from ._exceptions import (
 from ._flight import SingleFlight
 from ._models import (
     ACCEPT_MANIFESTS,
+    DEFAULT_PLATFORM,
     ConfigBlob,
     Descriptor,
     ImageIndex,
@@ -79,10 +80,9 @@ from ._transport import (
     redact_url,
 )
 
-__all__ = ["DEFAULT_PLATFORM", "ClientStats", "RegistryClient", "RepoType"]
+__all__ = ["ClientStats", "RegistryClient", "RepoType"]
 
 RepoType = Literal["image", "plugin"]
-DEFAULT_PLATFORM = Platform("linux", "amd64")
 
 MANIFEST_LIMIT = 4 * 1024 * 1024
 CONFIG_LIMIT = 64 * 1024 * 1024

@@ -25,6 +25,7 @@ from ._exceptions import (
 
 __all__ = [
     "ACCEPT_MANIFESTS",
+    "DEFAULT_PLATFORM",
     "DOCKER_CONFIG",
     "DOCKER_MANIFEST",
     "DOCKER_MANIFEST_LIST",
@@ -158,6 +159,9 @@ class Platform:
     def __str__(self) -> str:
         base = f"{self.os}/{self.architecture}"
         return f"{base}/{self.variant}" if self.variant else base
+
+
+DEFAULT_PLATFORM = Platform("linux", "amd64")  # what a multi-arch tag resolves to by default
 
 
 @dataclass(frozen=True, slots=True)
