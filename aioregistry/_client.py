@@ -351,8 +351,8 @@ class RegistryClient:
         repo_type: RepoType = "image",
     ) -> ConfigBlob:
         """The config blob (image or plugin config) of the platform's manifest, verified."""
-        manifest = await self.get_manifest(reference, platform=platform, repo_type=repo_type)
         ref = _as_reference(reference)
+        manifest = await self.get_manifest(ref, platform=platform, repo_type=repo_type)
         return await self.get_config_blob(ref.repository, manifest.config, repo_type=repo_type)
 
     async def get_config_blob(

@@ -220,8 +220,7 @@ class ImageManifest:
 
     def json(self) -> dict[str, Any]:
         """The manifest as parsed JSON (a fresh dict each call)."""
-        result: dict[str, Any] = orjson.loads(self.raw)
-        return result
+        return _load_object(self.raw, f"manifest {self.digest}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,8 +253,8 @@ class ImageIndex:
         )
 
     def json(self) -> dict[str, Any]:
-        result: dict[str, Any] = orjson.loads(self.raw)
-        return result
+        """The index as parsed JSON (a fresh dict each call)."""
+        return _load_object(self.raw, f"index {self.digest}")
 
 
 @dataclass(frozen=True, slots=True)
