@@ -5,10 +5,12 @@ slows the fetching instead of filling memory:
 
     listing tasks ──jobs──▶ workers ──results──▶ the caller's ``async for``
 
-Each HTTP request takes a slot of a per-registry `anyio.CapacityLimiter` (the scan's
-``concurrency``) for the exchange only. Nothing is fetched twice: index children, image
-manifests and configs are memoised by digest (single-flight, bounded LRU), tokens come from
-the client's cache, and a digest scan uses ``HEAD``.
+Each HTTP request takes a slot of a per-registry `AdaptiveLimiter` for the exchange only:
+by default it starts at 64 requests in flight and grows (up to 256) while the registry's
+latency, not its capacity, bounds the throughput, and halves when the registry throttles
+(`_pacing`); an explicit ``concurrency`` fixes the most it may reach. Nothing is fetched
+twice: index children, image manifests and configs are memoised by digest (single-flight,
+bounded LRU), tokens come from the client's cache, and a digest scan uses ``HEAD``.
 
 The work runs in a task of its own, so the scan can be cancelled from wherever the iterator
 is closed: breaking out of ``async for`` (the generator is finalised at once), ``aclose()``,
@@ -40,6 +42,7 @@ from ._models import (
     ImageManifest,
     Platform,
 )
+from ._pacing import AdaptiveLimiter
 from ._references import (
     DOCKER_HUB_REGISTRY,
     Reference,
@@ -54,6 +57,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_SCAN_CONCURRENCY",
+    "MAX_SCAN_CONCURRENCY",
     "Resolve",
     "Scan",
     "ScanError",
@@ -67,9 +71,11 @@ __all__ = [
 What = Literal["digest", "manifest", "config"]
 Resolve = Literal["auto", "get", "head"]
 # Requests in flight per registry, chosen by measurement (benchmarks/concurrency.py; README,
-# "Choosing the concurrency"): within 10% of the best at RTT 0 and 20 ms, 1.2x the best at
-# 100 ms, where 128 would be faster but crowds the default pool of 100 connections.
+# "Choosing the concurrency"): 64 is within 10% of the best fixed value at RTT 0 and 20 ms,
+# where the registry's CPU is the bound; at 100 ms more is better (128: 1.3x faster), so the
+# adaptive limiter grows from 64 while answers do not slow down, up to 256 (the default pool).
 DEFAULT_SCAN_CONCURRENCY = 64
+MAX_SCAN_CONCURRENCY = 256
 MEMO_SIZE = 2048  # distinct manifests / configs kept for reuse; older ones are fetched again
 _WHAT = ("digest", "manifest", "config")
 
@@ -139,7 +145,11 @@ class ScanResult:
 
 @dataclass(frozen=True, slots=True)
 class ScanStats:
-    """What a scan did: results and errors yielded, HTTP requests by kind, tokens, bytes."""
+    """What a scan did: results and errors yielded, HTTP requests by kind, tokens, bytes.
+
+    ``concurrency`` maps each registry host to the most requests the scan had in flight to it
+    (the adaptive limiter's peak).
+    """
 
     results: int
     errors: int
@@ -148,6 +158,7 @@ class ScanStats:
     bytes_received: int
     retries: int
     seconds: float
+    concurrency: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def total_requests(self) -> int:
@@ -202,14 +213,16 @@ class _Pipeline:
         catalog: str | None,
         what: What,
         platform: str | Platform | None,
-        concurrency: int,
+        concurrency: int | None,
         fail_fast: bool,
         repo_type: RepoType,
         resolve: Resolve,
     ) -> None:
         if what not in _WHAT:
             raise UsageError(f"invalid what {what!r}: expected one of {', '.join(_WHAT)}")
-        if not isinstance(concurrency, int) or concurrency < 1:
+        if concurrency is not None and (
+            not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1
+        ):
             raise UsageError(f"invalid concurrency {concurrency!r}: expected an integer >= 1")
         if resolve not in ("auto", "get", "head"):
             raise UsageError(f"invalid resolve {resolve!r}: expected auto, get or head")
@@ -229,11 +242,15 @@ class _Pipeline:
             raise UsageError("nothing to scan: give repositories, images or a catalog")
         self._client = client
         self._what = what
-        self._concurrency = concurrency
+        # (where each host's limiter starts, the most it may reach)
+        if concurrency is None:
+            self._initial, self._ceiling = DEFAULT_SCAN_CONCURRENCY, MAX_SCAN_CONCURRENCY
+        else:
+            self._initial = self._ceiling = concurrency
         self._fail_fast = fail_fast
         self._repo_type: RepoType = repo_type
         self._resolve = resolve
-        self._limiters: dict[str, anyio.CapacityLimiter] = {}
+        self._limiters: dict[str, AdaptiveLimiter] = {}
         self._manifests: _Memo[tuple[str, str], ImageManifest | ImageIndex] = _Memo(MEMO_SIZE)
         self._configs: _Memo[tuple[str, str], ConfigBlob] = _Memo(MEMO_SIZE)
         self.total = len(self._images)
@@ -262,13 +279,14 @@ class _Pipeline:
             bytes_received=now.bytes_received - before.bytes_received,
             retries=now.retries - before.retries,
             seconds=(self._ended or time.monotonic()) - start,
+            concurrency={host: limiter.peak for host, limiter in self._limiters.items()},
         )
 
     async def iterate(self) -> AsyncGenerator[ScanResult, None]:
         self._client._check_open()
         self._started = time.monotonic()
         self._before = self._client.stats
-        send, receive = anyio.create_memory_object_stream[ScanResult](self._concurrency)
+        send, receive = anyio.create_memory_object_stream[ScanResult](self._ceiling)
         # A task of its own, not a task group around the yields: the generator may be closed
         # from another task (the event loop's async-generator finaliser), which a cancel
         # scope would not survive.
@@ -297,10 +315,12 @@ class _Pipeline:
     # -- the pipeline ----------------------------------------------------------------------
 
     async def _run(self, results: MemoryObjectSendStream[ScanResult]) -> None:
-        jobs_send, jobs_receive = anyio.create_memory_object_stream[_Job](self._concurrency)
+        jobs_send, jobs_receive = anyio.create_memory_object_stream[_Job](self._ceiling)
         async with results, jobs_receive, anyio.create_task_group() as tg:
             tg.start_soon(self._produce, jobs_send, results.clone())
-            for _ in range(self._concurrency * 2):
+            # Twice the limit: a worker waiting for a token or a memoised fetch leaves its
+            # slot to another.
+            for _ in range(self._ceiling * 2):
                 tg.start_soon(self._work, jobs_receive.clone(), results.clone())
 
     async def _produce(
@@ -311,7 +331,7 @@ class _Pipeline:
                 await jobs.send(_Job(ref))
             # Repositories are listed a few at a time: one listing is a round trip or more,
             # and a catalog may hold thousands of repositories.
-            listing = anyio.CapacityLimiter(min(8, self._concurrency))
+            listing = anyio.CapacityLimiter(min(8, self._ceiling))
             async with anyio.create_task_group() as tg:
                 for repo in self._repos:
                     tg.start_soon(self._list, repo, listing, jobs.clone(), results.clone())
@@ -368,10 +388,12 @@ class _Pipeline:
 
     # -- one tag ---------------------------------------------------------------------------
 
-    def _limiter(self, host: str) -> anyio.CapacityLimiter:
-        limiter = self._limiters.get(host)
+    def _limiter(self, info: _RegistryInfo) -> AdaptiveLimiter:
+        limiter = self._limiters.get(info.host)
         if limiter is None:
-            limiter = self._limiters[host] = anyio.CapacityLimiter(self._concurrency)
+            pacer = self._client._transport.pacer(info.base)
+            limiter = AdaptiveLimiter(self._initial, self._ceiling, pacer)
+            self._limiters[info.host] = limiter
         return limiter
 
     async def _manifest(
@@ -381,7 +403,7 @@ class _Pipeline:
         assert ref.digest is not None  # noqa: S101
         return await self._manifests.get(
             (info.host, ref.digest),
-            lambda: self._client._fetch_manifest(info, ref, scope, self._limiter(info.host)),
+            lambda: self._client._fetch_manifest(info, ref, scope, self._limiter(info)),
         )
 
     async def _config(
@@ -395,7 +417,7 @@ class _Pipeline:
                 descriptor.digest,
                 size=descriptor.size,
                 max_size=64 * 1024 * 1024,
-                limiter=self._limiter(info.host),
+                limiter=self._limiter(info),
             )
             return ConfigBlob.parse(raw, media_type=descriptor.media_type, digest=descriptor.digest)
 
@@ -412,7 +434,7 @@ class _Pipeline:
     async def _process(self, ref: Reference) -> list[ScanResult]:
         client = self._client
         info, scope = await client._pull(ref.repository, self._repo_type)
-        limiter = self._limiter(info.host)
+        limiter = self._limiter(info)
         top: ImageManifest | ImageIndex | None = None
         if self._use_head(info.host):
             digest, media_type = await client._head_manifest(info, ref, scope, limiter)

@@ -15,7 +15,13 @@ from typing import IO, Any
 
 import orjson
 
-from ._bulk import DEFAULT_SCAN_CONCURRENCY, ScanResult, ScanStats, is_connection_failure
+from ._bulk import (
+    DEFAULT_SCAN_CONCURRENCY,
+    MAX_SCAN_CONCURRENCY,
+    ScanResult,
+    ScanStats,
+    is_connection_failure,
+)
 from ._client import RegistryClient
 
 __all__ = ["EXIT_OK", "EXIT_SOME_FAILED", "EXIT_USAGE", "add_scan_arguments", "run_scan"]
@@ -25,6 +31,16 @@ __all__ = ["EXIT_OK", "EXIT_SOME_FAILED", "EXIT_USAGE", "add_scan_arguments", "r
 EXIT_OK = 0
 EXIT_SOME_FAILED = 1
 EXIT_USAGE = 2
+
+
+def _concurrency(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"invalid concurrency {text!r}: expected an integer >= 1")
+    return value
 
 
 def add_scan_arguments(parser: argparse.ArgumentParser) -> None:
@@ -50,10 +66,11 @@ def add_scan_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--concurrency",
-        type=int,
-        default=DEFAULT_SCAN_CONCURRENCY,
+        type=_concurrency,
+        default=None,
         metavar="N",
-        help=f"requests in flight per registry (default {DEFAULT_SCAN_CONCURRENCY})",
+        help=f"at most N requests in flight per registry (default: adaptive, from "
+        f"{DEFAULT_SCAN_CONCURRENCY} up to {MAX_SCAN_CONCURRENCY}, halved when throttled)",
     )
     parser.add_argument(
         "--format",
@@ -148,10 +165,12 @@ def _print_table(rows: list[tuple[str, ...]]) -> None:
 
 def _summary(stats: ScanStats) -> str:
     requests = ", ".join(f"{kind} {n}" for kind, n in sorted(stats.requests.items()))
+    peak = max(stats.concurrency.values(), default=0)
     return (
         f"aioregistry: {stats.results} results, {stats.errors} errors, "
         f"{stats.total_requests} requests ({requests or 'none'}), "
         f"{stats.tokens_fetched} tokens, {stats.retries} retries, "
+        f"up to {peak} in flight, "
         f"{stats.bytes_received / 1e6:.1f} MB, {stats.seconds:.2f} s"
     )
 

@@ -16,7 +16,6 @@ from types import TracebackType
 from typing import Literal
 
 import aiohttp
-import anyio
 import orjson
 from yarl import URL
 
@@ -31,7 +30,7 @@ from ._auth import (
     parse_www_authenticate,
     repository_scope,
 )
-from ._bulk import DEFAULT_SCAN_CONCURRENCY, Resolve, Scan, What, _Pipeline
+from ._bulk import Resolve, Scan, What, _Pipeline
 from ._exceptions import (
     AuthenticationError,
     ConnectError,
@@ -57,6 +56,7 @@ from ._models import (
     parse_manifest,
     verify_digest,
 )
+from ._pacing import AdaptiveLimiter
 from ._references import (
     DOCKER_HUB_REGISTRY,
     Reference,
@@ -398,7 +398,7 @@ class RegistryClient:
         catalog: str | None = None,
         what: What = "config",
         platform: str | Platform | None = None,
-        concurrency: int = DEFAULT_SCAN_CONCURRENCY,
+        concurrency: int | None = None,
         fail_fast: bool = False,
         repo_type: RepoType = "image",
         resolve: Resolve = "auto",
@@ -409,7 +409,10 @@ class RegistryClient:
         digest given); ``catalog`` adds every repository of that registry. ``what`` is
         ``digest`` (HEAD only), ``manifest`` or ``config``; ``platform`` picks an index entry
         (default linux/amd64) or, with ``"all"``, yields one result per platform.
-        ``concurrency`` bounds the requests in flight per registry. A failing tag yields a
+        ``concurrency`` bounds the requests in flight per registry; by default (None) the
+        bound adapts: it starts at 64, grows up to 256 while the registry answers as fast as
+        ever (a distant registry: latency bounds the throughput), and halves whenever it
+        throttles (429/503), growing back once it stops. A failing tag yields a
         result with ``error`` set; with ``fail_fast`` the first error is raised instead.
         ``resolve`` says how a tag becomes a manifest: ``get`` (one GET per tag, the fewest
         requests), ``head`` (HEAD per tag, then one GET per distinct digest: what Docker
@@ -444,7 +447,7 @@ class RegistryClient:
         info: _RegistryInfo,
         ref: Reference,
         scope: str,
-        limiter: anyio.CapacityLimiter | None = None,
+        limiter: AdaptiveLimiter | None = None,
     ) -> ImageManifest | ImageIndex:
         url = info.base.with_path(f"/v2/{ref.path}/manifests/{ref.identifier}", encoded=True)
         resp = await self._request(
@@ -461,8 +464,17 @@ class RegistryClient:
         if ref.digest is not None:
             digest = verify_digest(resp.body, ref.digest, what=f"manifest {ref}")
         else:
-            # By tag the header may be missing or wrong (PROTOCOL.md): the bytes decide.
+            # By tag the bytes decide; the header may be missing (PROTOCOL.md), but one that
+            # disagrees means the bytes are not what the registry stored: never trust either.
             digest = compute_digest(resp.body)
+            claimed = _header_digest(resp)
+            if claimed is not None and claimed != digest:
+                raise DigestMismatch(
+                    f"manifest of {ref}: the registry says {claimed} "
+                    f"(Docker-Content-Digest) but the bytes received hash to {digest}",
+                    expected=claimed,
+                    actual=digest,
+                )
         return parse_manifest(
             resp.body,
             content_type=resp.header("Content-Type"),
@@ -475,7 +487,7 @@ class RegistryClient:
         info: _RegistryInfo,
         ref: Reference,
         scope: str,
-        limiter: anyio.CapacityLimiter | None = None,
+        limiter: AdaptiveLimiter | None = None,
     ) -> tuple[str | None, str | None]:
         """``HEAD`` a manifest: its digest (None if the header is missing) and media type."""
         url = info.base.with_path(f"/v2/{ref.path}/manifests/{ref.identifier}", encoded=True)
@@ -491,11 +503,7 @@ class RegistryClient:
             limiter=limiter,
         )
         media_type = (resp.header("Content-Type") or "").partition(";")[0].strip() or None
-        header = (resp.header("Docker-Content-Digest") or "").strip()
-        try:
-            digest = parse_digest(header) if header else None
-        except UsageError:
-            digest = None  # a malformed header is as good as none: the body will tell
+        digest = _header_digest(resp)
         if digest is not None and ref.digest is not None and digest != ref.digest:
             raise DigestMismatch(
                 f"HEAD {ref}: registry says {digest}, asked for {ref.digest}",
@@ -513,7 +521,7 @@ class RegistryClient:
         *,
         size: int | None,
         max_size: int,
-        limiter: anyio.CapacityLimiter | None = None,
+        limiter: AdaptiveLimiter | None = None,
     ) -> bytes:
         if size is not None and size > max_size:
             raise InvalidContent(f"blob {digest} is {size} bytes, more than the limit {max_size}")
@@ -615,7 +623,7 @@ class RegistryClient:
         what: str,
         kind: str,
         accept: str | None = None,
-        limiter: anyio.CapacityLimiter | None = None,
+        limiter: AdaptiveLimiter | None = None,
     ) -> Response:
         """Send with the right ``Authorization``; on a 401, renew once; raise error statuses.
 
@@ -627,15 +635,9 @@ class RegistryClient:
         for attempt in range(2):
             headers = dict(base_headers)
             token = await self._authorize(info, scope, headers)
-            if limiter is None:
-                resp = await self._transport.send(
-                    method, url, headers=headers, max_body=max_body, kind=kind
-                )
-            else:
-                async with limiter:
-                    resp = await self._transport.send(
-                        method, url, headers=headers, max_body=max_body, kind=kind
-                    )
+            resp = await self._transport.send(
+                method, url, headers=headers, max_body=max_body, kind=kind, limiter=limiter
+            )
             if resp.status != 401 or attempt:
                 break
             challenge = _pick_challenge(resp, info.host, required=False)
@@ -753,6 +755,15 @@ def _check_realm(challenge: Challenge, host: str) -> None:
         url = None
     if url is None or url.scheme not in ("http", "https") or not url.host:
         raise AuthenticationError(f"registry {host} named an unusable token realm {realm!r}")
+
+
+def _header_digest(resp: Response) -> str | None:
+    """The ``Docker-Content-Digest`` header; None when missing or malformed (the bytes tell)."""
+    header = (resp.header("Docker-Content-Digest") or "").strip()
+    try:
+        return parse_digest(header) if header else None
+    except UsageError:
+        return None
 
 
 def _list_page(resp: Response, key: str) -> list[str]:

@@ -12,10 +12,12 @@ import asyncio
 import os
 import random
 import ssl
+import time
 from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from time import time
 
 import aiohttp
 import anyio
@@ -37,6 +39,7 @@ from ._exceptions import (
     Unauthorized,
     UsageError,
 )
+from ._pacing import AdaptiveLimiter, Exchange, HostPacer
 from ._version import __version__
 
 __all__ = [
@@ -68,30 +71,42 @@ class Timeouts:
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """Connection pool size: ``max_connections`` in all, ``per_host`` for one host (0: no cap)."""
+    """Connection pool size and request rate.
 
-    max_connections: int = 100
+    ``max_connections`` in all and ``per_host`` for one host (0: no cap); the pool is sized
+    for a scan's adaptive concurrency, which may reach 256 requests in flight to a distant
+    registry. ``requests_per_second`` caps the requests started per host (None: no cap).
+    """
+
+    max_connections: int = 256
     per_host: int = 0
+    requests_per_second: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Retries:
-    """Retries of idempotent requests (GET, HEAD) on 429, 502, 503, 504 and dropped connections.
+    """Retries of idempotent requests (GET, HEAD) on 429, 502, 503, 504, dropped connections
+    and timeouts.
 
     ``attempts`` counts the first try; waits start at ``backoff`` seconds and double, with full
-    jitter; a server's ``Retry-After`` is honoured up to ``max_wait``, beyond which the error
-    is returned at once. ``Retries(attempts=1)`` switches retrying off.
+    jitter; a server's ``Retry-After`` (seconds or an HTTP date) is honoured up to
+    ``max_wait``, beyond which the error is returned at once. No retry starts later than
+    ``total`` seconds after the first try. A 429 or 503 pauses every request to that host,
+    not just the one that got it (`_pacing.HostPacer`). ``Retries(attempts=1)`` switches
+    retrying off.
     """
 
     attempts: int = 4
     backoff: float = 0.25
     max_wait: float = 10.0
+    total: float = 60.0
 
 
 DEFAULT_TIMEOUTS = Timeouts()
 DEFAULT_LIMITS = Limits()
 DEFAULT_RETRIES = Retries()
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
+THROTTLE_STATUSES = frozenset({429, 503})  # the host asks everyone to slow down
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +174,7 @@ class Transport:
             total=timeouts.total, sock_connect=timeouts.connect, sock_read=timeouts.read
         )
         self._limits = limits
+        self._pacers: dict[str, HostPacer] = {}
         self._session = session
         self._owns_session = session is None
         self._closed = False
@@ -200,43 +216,73 @@ class Transport:
         allow_redirects: bool = True,
         data: dict[str, str] | None = None,
         kind: str | None = None,
+        limiter: AdaptiveLimiter | None = None,
     ) -> Response:
         """One HTTP exchange. Error statuses are returned, not raised: callers decide.
 
         ``kind`` names the request in the statistics (``manifest``, ``blob``, ``token``...).
-        GET and HEAD are retried under the `Retries` policy.
+        GET and HEAD are retried under the `Retries` policy. ``limiter`` (a scan's bound on
+        requests in flight) is held for each attempt, never while waiting to retry.
         """
         idempotent = method in ("GET", "HEAD")
         attempts = self._retries.attempts if idempotent else 1
+        pacer = self.pacer(url)
+        started = time.monotonic()
         for attempt in range(1, attempts + 1):
             last = attempt == attempts
+            await pacer.wait_turn()
             try:
-                resp = await self._attempt(
-                    method,
-                    url,
-                    headers=headers,
-                    max_body=max_body,
-                    allow_redirects=allow_redirects,
-                    data=data,
-                    kind=kind,
-                )
-            except ConnectError as exc:
-                if last or not exc.retryable:
+                async with limiter.exchange() if limiter else _untimed() as exchange:
+                    resp = await self._attempt(
+                        method,
+                        url,
+                        headers=headers,
+                        max_body=max_body,
+                        allow_redirects=allow_redirects,
+                        data=data,
+                        kind=kind,
+                    )
+                    exchange.timed = resp.status < 400
+            except (ConnectError, RequestTimeout) as exc:
+                retryable = isinstance(exc, RequestTimeout) or exc.retryable
+                wait = None if last or not retryable else self._backoff(attempt)
+                if wait is None or time.monotonic() + wait - started > self._retries.total:
                     raise
-                wait = self._backoff(attempt, None)
             else:
-                if last or resp.status not in RETRY_STATUSES:
+                if resp.status not in RETRY_STATUSES:
+                    pacer.answered()
                     return resp
-                wait = self._backoff(attempt, _retry_after(resp.header("Retry-After")))
-                if wait is None:
+                retry_after = _retry_after(resp.header("Retry-After"))
+                if retry_after is not None and retry_after > self._retries.max_wait:
                     return resp  # the server asks for a longer wait than we are willing to
+                if resp.status in THROTTLE_STATUSES:
+                    # Everyone waits, at the top of the loop: one 429 slows the whole
+                    # fan-out to this host, not just this task.
+                    wait = pacer.throttled(retry_after)
+                else:
+                    wait = retry_after if retry_after is not None else self._backoff(attempt)
+                if last or time.monotonic() + wait - started > self._retries.total:
+                    return resp
+                if resp.status in THROTTLE_STATUSES:
+                    wait = 0.0
             self.retries += 1
-            await anyio.sleep(wait or 0)
+            await anyio.sleep(wait)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _backoff(self, attempt: int, retry_after: float | None) -> float | None:
-        if retry_after is not None:
-            return retry_after if retry_after <= self._retries.max_wait else None
+    def pacer(self, url: str | URL) -> HostPacer:
+        """The shared backoff and rate state of the host ``url`` points at."""
+        parsed = URL(url) if isinstance(url, str) else url
+        key = f"{parsed.host}:{parsed.port}"
+        pacer = self._pacers.get(key)
+        if pacer is None:
+            pacer = self._pacers[key] = HostPacer(
+                requests_per_second=self._limits.requests_per_second,
+                backoff=self._retries.backoff,
+                max_wait=self._retries.max_wait,
+            )
+        return pacer
+
+    def _backoff(self, attempt: int) -> float:
         ceiling = min(self._retries.max_wait, self._retries.backoff * 2 ** (attempt - 1))
         return random.uniform(0, ceiling)  # noqa: S311  (jitter, not cryptography)
 
@@ -297,6 +343,11 @@ class Transport:
             raise TransportError(f"{method} {shown} failed: {exc!r}", url=shown) from exc
 
 
+@asynccontextmanager
+async def _untimed() -> AsyncIterator[Exchange]:
+    yield Exchange()
+
+
 def _origin(url: str | URL) -> str:
     parsed = URL(url) if isinstance(url, str) else url
     return str(parsed.origin())
@@ -330,13 +381,17 @@ def _retry_after(value: str | None) -> float | None:
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(value)
+    try:
+        seconds = float(value)  # the RFC says integer seconds; some servers send fractions
+    except ValueError:
+        pass
+    else:
+        return seconds if 0 <= seconds < float("inf") else None
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
-    return max(0.0, when.timestamp() - time())
+    return max(0.0, when.timestamp() - time.time())
 
 
 def _error_details(body: bytes) -> tuple[ErrorDetail, ...]:

@@ -1,0 +1,194 @@
+"""Pacing per registry host: shared backoff, a requests-per-second cap, adaptive concurrency.
+
+A registry that answers 429 (or 503) is telling the whole client to slow down, not the one
+task that happened to ask, so the backoff lives here, one `HostPacer` per host shared by every
+task of a client: a throttling answer pauses every request to that host until the pause ends
+(the server's ``Retry-After``, or an exponential backoff with jitter that grows while the host
+keeps throttling and resets once it answers normally again). The same object enforces an
+optional cap on requests per second.
+
+`AdaptiveLimiter` bounds a scan's requests in flight to one host and moves that bound once per
+round (as many answers as the bound):
+
+- it doubles (TCP's slow start) while every slot stays taken and the round's median answer
+  comes back within twice the fastest answer seen: requests are not queueing anywhere, so the
+  link's latency, not the registry, bounds the throughput, and twice the requests in flight
+  get twice as much done. When the registry (or the client's CPU) is the bottleneck, the
+  median is many times the fastest answer and the bound stays where it is;
+- it halves when the host throttles (429/503; at most once per round), and then grows back by
+  one per round (additive increase, multiplicative decrease) to where it was.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+import anyio
+
+__all__ = ["AdaptiveLimiter", "Exchange", "HostPacer"]
+
+_MAX_PAUSE = 60.0  # a shared pause never exceeds this, whatever the backoff computes
+
+
+class HostPacer:
+    """Backoff state and request-rate cap of one host, shared by all tasks of a client."""
+
+    def __init__(
+        self,
+        *,
+        requests_per_second: float | None = None,
+        backoff: float = 0.25,
+        max_wait: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._interval = 1.0 / requests_per_second if requests_per_second else 0.0
+        self._backoff = backoff
+        self._max_wait = max_wait
+        self._clock = clock
+        self._next_slot = 0.0  # the earliest start of the next request under the rate cap
+        self.resume_at = 0.0  # no request to this host starts before this (clock time)
+        self.throttles = 0  # 429/503 answers seen: a signal for adaptive limiters
+        self._level = 0  # consecutive throttling answers, for the exponential backoff
+
+    async def wait_turn(self) -> None:
+        """Wait out a shared pause, then for a slot under the requests-per-second cap."""
+        while True:
+            now = self._clock()
+            if now >= self.resume_at:
+                break
+            # Spread the restart a little so that a pause does not end in a burst.
+            pause = self.resume_at - now
+            await anyio.sleep(pause + random.uniform(0, min(0.5, pause * 0.1)))  # noqa: S311
+        if self._interval:
+            now = self._clock()
+            slot = max(now, self._next_slot)
+            self._next_slot = slot + self._interval
+            if slot > now:
+                await anyio.sleep(slot - now)
+
+    def throttled(self, retry_after: float | None) -> float:
+        """The host answered 429/503: pause every request to it; returns the pause length.
+
+        The pause is the server's ``Retry-After`` when it gave one, otherwise a backoff that
+        doubles with each throttling answer in a row (with full jitter), capped by
+        ``max_wait``.
+        """
+        self.throttles += 1
+        self._level += 1
+        if retry_after is not None:
+            pause = min(retry_after, _MAX_PAUSE)
+        else:
+            ceiling = min(self._max_wait, self._backoff * 2 ** min(self._level - 1, 30))
+            pause = random.uniform(ceiling / 2, ceiling)  # noqa: S311  (jitter)
+        self.resume_at = max(self.resume_at, self._clock() + pause)
+        return pause
+
+    def answered(self) -> None:
+        """A normal answer: the next throttle starts the backoff from the bottom again."""
+        self._level = 0
+
+
+class Exchange:
+    """One attempt under an `AdaptiveLimiter`: ``timed`` says whether its time counts."""
+
+    __slots__ = ("timed",)
+
+    def __init__(self) -> None:
+        self.timed = True
+
+
+class AdaptiveLimiter:
+    """A capacity limiter for one host whose bound follows the host (see the module doc).
+
+    ``async with limiter.exchange():`` takes a slot for one HTTP exchange and times it.
+    ``initial`` is where the bound starts, ``ceiling`` the most it may reach (``initial ==
+    ceiling`` makes a fixed bound that still halves when the host throttles and grows back
+    afterwards).
+    """
+
+    def __init__(
+        self,
+        initial: int,
+        ceiling: int,
+        pacer: HostPacer,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not 1 <= initial <= ceiling:
+            raise ValueError(f"need 1 <= initial ({initial}) <= ceiling ({ceiling})")
+        self._limiter = anyio.CapacityLimiter(initial)
+        self._limit = initial
+        self._ceiling = ceiling
+        self._recover_to = initial  # where the bound returns to after a throttling cut
+        self._pacer = pacer
+        self._throttles_seen = pacer.throttles
+        self._clock = clock
+        self._fastest = float("inf")  # the shortest exchange seen: the bare round trip
+        self._round: list[float] = []  # exchange times of the current round
+        self._busy = 0  # answers of this round that left every slot taken
+        self._since_cut = initial  # answers since the last cut (a cut may come at once)
+        self.peak = initial  # the highest bound reached, for the statistics
+
+    @property
+    def limit(self) -> int:
+        return self._limit
+
+    @asynccontextmanager
+    async def exchange(self) -> AsyncIterator[Exchange]:
+        """Hold a slot for one HTTP exchange (one attempt) and learn from how long it took.
+
+        The caller clears ``timed`` when the answer says nothing about the registry's speed
+        (a throttling or error answer comes back fast).
+        """
+        await self._limiter.acquire()
+        started = self._clock()
+        exchange = Exchange()
+        try:
+            yield exchange
+        except BaseException:
+            self._limiter.release()
+            raise
+        saturated = self._limiter.borrowed_tokens >= self._limiter.total_tokens
+        self._limiter.release()
+        elapsed = self._clock() - started if exchange.timed else None
+        self.observe(elapsed, saturated=saturated)
+
+    def observe(self, elapsed: float | None, *, saturated: bool) -> None:
+        """Learn from one exchange: how long it took (None: not telling), and whether every
+        slot was taken."""
+        self._since_cut += 1
+        if self._pacer.throttles != self._throttles_seen:
+            # The host throttled: cut at once, then not again for a round, since the answers
+            # already in flight carry the same news.
+            self._throttles_seen = self._pacer.throttles
+            if self._since_cut >= self._limit:
+                self._recover_to = max(self._recover_to, self._limit)
+                self._set(self._limit // 2)
+                self._since_cut = 0
+            self._round.clear()
+            self._busy = 0
+            return
+        if elapsed is None:
+            return
+        self._fastest = min(self._fastest, elapsed)
+        self._round.append(elapsed)
+        self._busy += saturated
+        if len(self._round) < max(8, self._limit):
+            return
+        median = sorted(self._round)[len(self._round) // 2]
+        busy = self._busy * 2 >= len(self._round)
+        self._round.clear()
+        self._busy = 0
+        if self._limit < self._recover_to:
+            self._set(self._limit + 1)  # recovering from a throttling cut
+        elif busy and median <= 2 * self._fastest:
+            self._set(self._limit * 2)
+            self._recover_to = self._limit
+
+    def _set(self, limit: int) -> None:
+        self._limit = min(self._ceiling, max(1, limit))
+        self._limiter.total_tokens = self._limit
+        self.peak = max(self.peak, self._limit)
