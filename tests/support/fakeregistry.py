@@ -79,6 +79,7 @@ class Seen:
     path: str
     query: tuple[tuple[str, str], ...]
     authorization: str | None
+    status: int  # what the simulator answered
 
     def param(self, name: str) -> str | None:
         return next((v for k, v in self.query if k == name), None)
@@ -287,6 +288,14 @@ class FakeRegistry:
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         host = request.host.lower().removesuffix(":443")
+        token_server = self.token_servers.get((host, request.path))
+        registry = self.registries.get(host)
+        if token_server is not None:
+            response = _issue_token(token_server, request)
+        elif registry is not None:
+            response = _serve(registry, request)
+        else:
+            response = _error(404, "NOT_FOUND", f"no simulated registry at {host}")
         self.log.append(
             Seen(
                 host,
@@ -294,15 +303,10 @@ class FakeRegistry:
                 request.path,
                 tuple(request.query.items()),
                 request.headers.get("Authorization"),
+                response.status,
             )
         )
-        token_server = self.token_servers.get((host, request.path))
-        if token_server is not None:
-            return _issue_token(token_server, request)
-        registry = self.registries.get(host)
-        if registry is None:
-            return _error(404, "NOT_FOUND", f"no simulated registry at {host}")
-        return _serve(registry, request)
+        return response
 
 
 def _error(
@@ -370,7 +374,7 @@ def _authorized(registry: Registry, request: web.Request, scope: str | None) -> 
     )
 
 
-def _serve(registry: Registry, request: web.Request) -> web.StreamResponse:  # noqa: PLR0911
+def _serve(registry: Registry, request: web.Request) -> web.Response:  # noqa: PLR0911
     path = request.path
     if path == "/v2/":
         denied = _authorized(registry, request, None)
