@@ -182,6 +182,17 @@ async def test_docker_hub_scan_heads_every_tag_and_gets_each_digest_once(sim, an
     assert pulls_before - hub.rate_limit.remaining == len(gets)
 
 
+async def test_docker_hub_unknown_or_private_repository_is_a_bounded_unauthorized(sim, anonymous):
+    # Docker Hub grants a token without the access it cannot give: the registry then answers
+    # 401 insufficient_scope. One renewal, then a clear error; never a loop.
+    client, _ = anonymous
+    with pytest.raises(Unauthorized, match="anonymously"):
+        await client.get_digest("someone/secret:1")
+    assert len(sim.requests(host="auth.docker.io")) == 2
+    manifests = sim.requests(host=HUB, path="/v2/someone/secret/*")
+    assert [(s.method, s.status) for s in manifests] == [("HEAD", 401), ("HEAD", 401)]
+
+
 # -- GHCR ----------------------------------------------------------------------------------------
 
 
