@@ -38,6 +38,7 @@ from ._models import (
     ImageManifest,
     Platform,
 )
+from ._ratelimit import RateLimit, parse_rate_limit
 from ._references import Reference, Repository, parse_reference, parse_repository
 from ._transport import Limits, Retries, Timeouts
 from ._version import __version__
@@ -64,6 +65,7 @@ __all__ = [
     "NotFound",
     "Platform",
     "ProtocolError",
+    "RateLimit",
     "Reference",
     "RegistryClient",
     "RegistryError",
@@ -86,6 +88,7 @@ __all__ = [
     "UnsupportedMediaType",
     "UsageError",
     "__version__",
+    "parse_rate_limit",
     "parse_reference",
     "parse_repository",
 ]

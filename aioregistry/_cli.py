@@ -86,6 +86,12 @@ def _build_parser() -> argparse.ArgumentParser:
     p = command("config", "print the config blob of the image (or plugin)")
     p.add_argument("-i", "--image", required=True, metavar="IMAGE")
     p.add_argument("--platform", metavar="OS/ARCH[/VARIANT]", help="default linux/amd64")
+    p = command(
+        "ratelimit",
+        'print {"limit", "remaining", "window", "source"}: the pull limit the registry announces '
+        "(one HEAD, which Docker Hub does not count); nulls when it announces none",
+    )
+    p.add_argument("-i", "--image", required=True, metavar="IMAGE")
     p = command("scan", "scan every tag of repositories (or given images) at once")
     add_scan_arguments(p)
     p = command("catalog", 'print {"repositories": [...]} with every repository of a registry')
@@ -144,6 +150,10 @@ async def _run(args: argparse.Namespace) -> int:
             ref = parse_reference(args.image)
             config = await client.get_config(ref, platform=args.platform, repo_type=repo_type)
             _write(config.raw)
+        elif command == "ratelimit":
+            ref = parse_reference(args.image)
+            limit = await client.get_rate_limit(ref, repo_type=repo_type)
+            _write(orjson.dumps(limit.as_dict()) + b"\n")
         else:  # pragma: no cover - argparse only lets known commands through
             raise UsageError(f"unknown command {command!r}")
     return EXIT_OK

@@ -57,6 +57,7 @@ from ._models import (
     verify_digest,
 )
 from ._pacing import AdaptiveLimiter
+from ._ratelimit import RateLimit, parse_rate_limit
 from ._references import (
     DOCKER_HUB_REGISTRY,
     Reference,
@@ -89,6 +90,9 @@ CONFIG_LIMIT = 64 * 1024 * 1024
 LIST_LIMIT = 64 * 1024 * 1024  # tag lists are unpaginated on some registries (GCR)
 TOKEN_LIMIT = 1024 * 1024
 PING_LIMIT = 64 * 1024
+# Registries that refuse a page size above their own limit, by host suffix: clamped, so a
+# large page_size costs no refused request there.
+_PAGE_SIZE_LIMITS = ((".amazonaws.com", 1000), (".amazonaws.com.cn", 1000))
 _LINK_NEXT = re.compile(r'<([^>]*)>\s*(?:;[^,]*?)?;\s*rel="?next"?', re.IGNORECASE)
 
 
@@ -244,7 +248,11 @@ class RegistryClient:
         repo_type: RepoType = "image",
         page_size: int | None = None,
     ) -> list[str]:
-        """Every tag of ``repository``, following ``Link`` pagination to the last page."""
+        """Every tag of ``repository``, following ``Link`` pagination to the last page.
+
+        ``page_size`` (``n``) is a hint: it is clamped to 1000 on ECR (``*.amazonaws.com``),
+        and a registry that answers 400 or 413 to it is asked again without it.
+        """
         self._check_open()
         repo = _as_repository(repository)
         scope = repository_scope(repo.path, "pull", repo_type)
@@ -260,7 +268,10 @@ class RegistryClient:
     async def catalog(
         self, registry: str = DOCKER_HUB_REGISTRY, *, page_size: int | None = None
     ) -> list[str]:
-        """Every repository name of ``registry`` (``GET /v2/_catalog``, paginated)."""
+        """Every repository name of ``registry`` (``GET /v2/_catalog``, paginated).
+
+        ``page_size`` is a hint, as for `list_tags`.
+        """
         self._check_open()
         host = parse_registry(registry)
         return await self._paginate(
@@ -391,6 +402,31 @@ class RegistryClient:
         digest = parse_digest(digest)
         info, scope = await self._pull(repo, repo_type)
         return await self._fetch_blob(info, repo, scope, digest, size=size, max_size=max_size)
+
+    async def get_rate_limit(
+        self, reference: str | Reference, *, repo_type: RepoType = "image"
+    ) -> RateLimit:
+        """The pull limit the registry announces for ``reference``, from one manifest ``HEAD``.
+
+        Docker Hub does not count a ``HEAD`` against the pull limit, so looking is free. A
+        registry that sends no rate-limit headers gives a `RateLimit` of Nones; an unknown
+        tag raises `NotFound` as the other operations do.
+        """
+        self._check_open()
+        ref = _as_reference(reference)
+        info, scope = await self._pull(ref.repository, repo_type)
+        url = info.base.with_path(f"/v2/{ref.path}/manifests/{ref.identifier}", encoded=True)
+        resp = await self._request(
+            info,
+            scope,
+            "HEAD",
+            url,
+            accept=ACCEPT_MANIFESTS,
+            max_body=0,
+            what=f"rate limit of {ref}",
+            kind="manifest-head",
+        )
+        return parse_rate_limit(resp.headers)
 
     def scan(
         self,
@@ -546,17 +582,31 @@ class RegistryClient:
     async def _paginate(
         self, host: str, path: str, *, key: str, scope: str, page_size: int | None, what: str
     ) -> list[str]:
+        if page_size is not None and page_size < 1:
+            raise UsageError(f"page_size must be a positive number, not {page_size}")
         info = await self._registry(host)
         url = info.base.with_path(path, encoded=True)
+        page_size = _page_size_for(info, page_size)
         if page_size is not None:
             url = url.with_query(n=str(page_size))
+        asked_size = page_size is not None  # our own n is on the first request
         seen_urls: set[str] = set()
         items: dict[str, None] = {}  # ordered and de-duplicated across page boundaries
         while True:
             seen_urls.add(str(url))
-            resp = await self._request(
-                info, scope, "GET", url, max_body=LIST_LIMIT, what=what, kind=key
-            )
+            try:
+                resp = await self._request(
+                    info, scope, "GET", url, max_body=LIST_LIMIT, what=what, kind=key
+                )
+            except ResponseError as exc:
+                if not asked_size or exc.status not in (400, 413):
+                    raise
+                # The registry refuses our page size (Quay: 413, ECR: 400): a page size is a
+                # hint, so ask again without it and let the registry page as it likes.
+                asked_size = False
+                url = url.with_query(None)
+                continue
+            asked_size = False
             page = _list_page(resp, key)
             items.update(dict.fromkeys(page))
             next_url = _next_link(resp, url, info)
@@ -764,6 +814,17 @@ def _header_digest(resp: Response) -> str | None:
         return parse_digest(header) if header else None
     except UsageError:
         return None
+
+
+def _page_size_for(info: _RegistryInfo, page_size: int | None) -> int | None:
+    """``page_size`` within the registry's known limit (ECR answers 400 to ``n`` > 1000)."""
+    if page_size is None:
+        return None
+    hostname = (info.base.host or "").lower()
+    for suffix, limit in _PAGE_SIZE_LIMITS:
+        if hostname.endswith(suffix):
+            return min(page_size, limit)
+    return page_size
 
 
 def _list_page(resp: Response, key: str) -> list[str]:

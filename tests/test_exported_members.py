@@ -9,10 +9,11 @@ EXPECTED = {
     "DEFAULT_PLATFORM", "Descriptor", "DigestMismatch", "ErrorDetail", "Forbidden", "ImageIndex",
     "ImageManifest", "InsecureCredentials", "InvalidContent", "InvalidPlatform",
     "InvalidReference", "Limits", "NoMatchingPlatform", "NotFound", "Platform", "ProtocolError",
-    "Reference", "RegistryClient", "RegistryError", "RepoType", "Repository", "RequestTimeout",
-    "ResponseError", "Retries", "Scan", "ScanError", "ScanResult", "ScanStats", "TLSError",
-    "Timeouts", "Token", "TokenCache", "TooManyRequests", "TransportError", "Unauthorized",
-    "UnsupportedMediaType", "UsageError", "__version__", "parse_reference", "parse_repository",
+    "RateLimit", "Reference", "RegistryClient", "RegistryError", "RepoType", "Repository",
+    "RequestTimeout", "ResponseError", "Retries", "Scan", "ScanError", "ScanResult", "ScanStats",
+    "TLSError", "Timeouts", "Token", "TokenCache", "TooManyRequests", "TransportError",
+    "Unauthorized", "UnsupportedMediaType", "UsageError", "__version__", "parse_rate_limit",
+    "parse_reference", "parse_repository",
 }  # fmt: skip
 
 

@@ -23,7 +23,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-__all__ = ["SERVER_DNS_NAMES", "SERVER_IP_ADDRESSES", "CertBundle", "make_certs"]
+__all__ = [
+    "SERVER_DNS_NAMES",
+    "SERVER_IP_ADDRESSES",
+    "CertBundle",
+    "make_certs",
+    "make_server_cert",
+]
 
 SERVER_IP_ADDRESSES: tuple[str, ...] = ("127.0.0.1", "127.0.0.2", "::1")
 SERVER_DNS_NAMES: tuple[str, ...] = ("localhost",)
@@ -192,3 +198,32 @@ def make_certs(directory: Path) -> CertBundle:
     _write_cert(bundle.token_cert_file, token_cert)
     _write_key(bundle.token_key_file, token_key)
     return bundle
+
+
+def make_server_cert(
+    bundle: CertBundle,
+    directory: Path,
+    dns_names: tuple[str, ...],
+    ip_addresses: tuple[str, ...] = ("127.0.0.1",),
+) -> tuple[Path, Path]:
+    """A TLS server certificate signed by ``bundle``'s CA for other names (e.g. ``ghcr.io``).
+
+    For simulated public registries: a client that trusts ``bundle.ca_file`` and resolves
+    those names to loopback verifies them as it would the real hosts. Returns the
+    (certificate, key) PEM paths.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    key = ec.generate_private_key(ec.SECP256R1())
+    sans: list[x509.GeneralName] = [x509.DNSName(name) for name in dns_names]
+    sans += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ip_addresses]
+    cert = (
+        _leaf_builder(dns_names[0], key, bundle.ca_cert, bundle.ca_key, now)
+        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .sign(bundle.ca_key, hashes.SHA256())
+    )
+    cert_file, key_file = directory / "server.pem", directory / "server-key.pem"
+    _write_cert(cert_file, cert)
+    _write_key(key_file, key)
+    return cert_file, key_file
