@@ -758,56 +758,44 @@ class RegistryClient:
             "POST", realm, data=form, max_body=TOKEN_LIMIT, kind="token"
         )
 
-    async def _check_credentials(self, registry: str) -> tuple[str, str]:
-        """Which credentials ``registry`` would get, and proof that it accepts them.
+    async def _describe_credentials(self, registry: str) -> str:
+        """Which credentials ``registry`` would get and from where; never a secret."""
+        self._check_open()
+        creds, source = await self._credentials.resolve(parse_registry(registry))
+        return f"{creds.describe()} ({source})" if creds else "anonymous (no credentials found)"
 
-        Returns ``(who and from where, how it was accepted)``; raises `Unauthorized` (or
-        another error) when the registry or its token server refuses. No secret is returned.
-        For a bearer registry a token for the catalog scope is fetched and ``/v2/`` is asked
-        with it: a token server grants an empty access list for a scope it will not give, so
-        this checks the credentials without needing any repository.
+    async def _verify_credentials(self, registry: str) -> str:
+        """Proof that ``registry`` accepts its credentials (or raise `Unauthorized`).
+
+        A bearer registry: a token for the catalog scope is fetched and ``/v2/`` is asked
+        with it; a token server grants an empty access list for a scope it will not give, so
+        this checks the credentials without naming any repository. A Basic registry: ``/v2/``
+        with the credentials.
         """
         self._check_open()
         host = parse_registry(registry)
-        creds, source = await self._credentials.resolve(host)
-        who = f"{creds.describe()} ({source})" if creds else "anonymous (no credentials found)"
         info = await self._registry(host)
         challenge = info.challenge
         if challenge is None:
-            return who, f"{host} asks for no authentication"
+            return f"accepted: {host} asks for no authentication"
         ping = info.base.with_path("/v2/")
         if challenge.scheme == "bearer":
             await self._request(
-                info,
-                CATALOG_SCOPE,
-                "GET",
-                ping,
-                max_body=PING_LIMIT,
-                what=f"{host} with a token",
-                kind="ping",
+                info, CATALOG_SCOPE, "GET", ping, max_body=PING_LIMIT, what=host, kind="ping"
             )
             realm = redact_url(challenge.realm or "")
-            return who, f"accepted: {realm} issued a token that {host} takes"
+            return f"accepted: {realm} issued a token that {host} takes"
+        creds, source = await self._credentials.resolve(host)
         if creds is None or not creds.has_password:
-            raise self._error_refused(info, who)
-        await self._request(
-            info,
-            "",
-            "GET",
-            ping,
-            max_body=PING_LIMIT,
-            what=f"{host} with Basic credentials",
-            kind="ping",
-        )
-        return who, f"accepted: {host} takes the Basic credentials"
-
-    def _error_refused(self, info: _RegistryInfo, who: str) -> Unauthorized:
-        return Unauthorized(
-            f"{info.host} asks for Basic credentials and there are none usable [{who}]",
-            status=401,
-            method="GET",
-            url=str(info.base.with_path("/v2/")),
-        )
+            who = f"{creds.describe()} ({source})" if creds else "anonymous"
+            raise Unauthorized(
+                f"{host} asks for Basic credentials and none usable were found [{who}]",
+                status=401,
+                method="GET",
+                url=str(ping),
+            )
+        await self._request(info, "", "GET", ping, max_body=PING_LIMIT, what=host, kind="ping")
+        return f"accepted: {host} takes the Basic credentials"
 
     def _check_clear_text(self, url: URL, host: str) -> None:
         if url.scheme == "http" and not self._insecure and not is_loopback_host(host):

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -33,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.abc
 import orjson
 
 from ._auth import Credentials, _host_key
@@ -149,9 +151,11 @@ class ConfigFiles:
         if config is None:
             return None
         want = _host_key(host)
-        helpers = config.get("credHelpers") or {}
-        store = config.get("credsStore") or None
+        helpers = config.get("credHelpers")
+        helpers = {} if helpers is None else helpers
+        store = config.get("credsStore")
         _check_types(path, helpers, store)
+        store = store or None  # docker reads "" as no store
         helper: tuple[str, str] | None = None
         for key, name in helpers.items():
             if key_host(key) == want:
@@ -252,7 +256,9 @@ def _check_types(path: Path, helpers: object, store: object) -> None:
 
 
 def _auths(path: Path, config: Mapping[str, Any]) -> dict[str, Any]:
-    auths = config.get("auths") or {}
+    auths = config.get("auths")
+    if auths is None:
+        return {}
     if not isinstance(auths, dict):
         raise CredentialsError(f"credentials file {path}: 'auths' must be a JSON object")
     return auths
@@ -295,9 +301,7 @@ async def run_helper(
     program = f"docker-credential-{name}"
     try:
         with anyio.fail_after(time_limit):
-            result = await anyio.run_process(
-                [program, "get"], input=server_url.encode() + b"\n", check=False
-            )
+            returncode, output, errors = await _run(program, server_url.encode() + b"\n")
     except TimeoutError:
         raise CredentialsError(
             f"credential helper {program} did not answer within {time_limit:g} s"
@@ -308,15 +312,12 @@ async def run_helper(
         ) from None
     except OSError as exc:
         raise CredentialsError(f"cannot run credential helper {program}: {exc.strerror}") from None
-    output = result.stdout[:_HELPER_OUTPUT_LIMIT]
-    if result.returncode != 0:
-        message = (output or result.stderr[:_HELPER_OUTPUT_LIMIT]).decode(errors="replace")
+    if returncode != 0:
+        message = (output or errors).decode(errors="replace")
         if _NOT_FOUND in message.lower():
             return None
         first = message.strip().splitlines()[0][:200] if message.strip() else "no message"
-        raise CredentialsError(
-            f"credential helper {program} failed (exit {result.returncode}): {first}"
-        )
+        raise CredentialsError(f"credential helper {program} failed (exit {returncode}): {first}")
     try:
         data = orjson.loads(output)
     except orjson.JSONDecodeError:
@@ -331,3 +332,27 @@ async def run_helper(
     if username == "<token>":
         return Credentials("", "", identity_token=secret)
     return Credentials(username, secret)
+
+
+async def _run(program: str, stdin: bytes) -> tuple[int, bytes, bytes]:
+    """Run ``program get``: stdin written (a helper may exit without reading it), both output
+    streams read at once and capped. Leaving early (the deadline) kills the process."""
+    async with await anyio.open_process([program, "get"]) as process:
+        outputs: list[bytes] = [b"", b""]
+
+        async def drain(stream: anyio.abc.ByteReceiveStream | None, index: int) -> None:
+            if stream is None:
+                return
+            async for chunk in stream:
+                if len(outputs[index]) < _HELPER_OUTPUT_LIMIT:
+                    outputs[index] += chunk[: _HELPER_OUTPUT_LIMIT - len(outputs[index])]
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(drain, process.stdout, 0)
+            tg.start_soon(drain, process.stderr, 1)
+            if process.stdin is not None:
+                with contextlib.suppress(anyio.BrokenResourceError, OSError):
+                    await process.stdin.send(stdin)
+                await process.stdin.aclose()
+        returncode = await process.wait()
+    return returncode, outputs[0], outputs[1]
