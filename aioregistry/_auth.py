@@ -159,6 +159,8 @@ class Credentials:
 
     def describe(self) -> str:
         """Who these credentials say we are, for messages: never a secret."""
+        if self.username and self.identity_token:
+            return f"{self.username!r} with an identity token"
         if self.username:
             return repr(self.username)
         return "an identity token" if self.identity_token else "no user name"

@@ -176,6 +176,7 @@ class RegistryClient:
             use_config_files=use_config_files,
             helper_timeout=credential_helper_timeout,
         )
+        self._realms_without_oauth: set[str] = set()  # answered our POST with 404/405
         self._insecure = insecure
         self._plain_http = plain_http
         self._transport = Transport(
@@ -709,10 +710,12 @@ class RegistryClient:
         realm, service, scope = key
         creds, source = await self._credentials.resolve(info.host, _scope_repository(scope))
         resp: Response | None = None
-        if creds is not None and creds.identity_token:
+        if creds is not None and creds.identity_token and realm not in self._realms_without_oauth:
             resp = await self._oauth_token(URL(realm), service, scope, creds.identity_token)
             if resp.status in (404, 405):
-                resp = None  # no OAuth2 here (Harbor answers 405): the docker GET flow
+                # No OAuth2 here (Harbor answers 405): docker's GET flow, now and from now on.
+                self._realms_without_oauth.add(realm)
+                resp = None
         if resp is None:
             url = URL(realm)
             query = dict(url.query)

@@ -214,7 +214,8 @@ def test_secrets_stay_out_of_reprs():
     creds = Credentials("alice", "hunter2", identity_token="refresh-xyz")
     assert "hunter2" not in repr(creds)
     assert "refresh-xyz" not in repr(creds)
-    assert creds.describe() == "'alice'"
+    assert creds.describe() == "'alice' with an identity token"
+    assert Credentials("alice", "hunter2").describe() == "'alice'"
     assert Credentials("", "", identity_token="t").describe() == "an identity token"
 
 
