@@ -710,12 +710,14 @@ class RegistryClient:
         realm, service, scope = key
         creds, source = await self._credentials.resolve(info.host, _scope_repository(scope))
         resp: Response | None = None
+        refused: tuple[int, ...] = (401, 403)
         if creds is not None and creds.identity_token and realm not in self._realms_without_oauth:
             resp = await self._oauth_token(URL(realm), service, scope, creds.identity_token)
+            refused = (400, 401, 403)  # OAuth2 answers a bad refresh token 400 invalid_grant
             if resp.status in (404, 405):
                 # No OAuth2 here (Harbor answers 405): docker's GET flow, now and from now on.
                 self._realms_without_oauth.add(realm)
-                resp = None
+                resp, refused = None, (401, 403)
         if resp is None:
             url = URL(realm)
             query = dict(url.query)
@@ -730,11 +732,10 @@ class RegistryClient:
             resp = await self._transport.send(
                 "GET", url, headers=headers, max_body=TOKEN_LIMIT, kind="token"
             )
-        if resp.status in (400, 401, 403):
+        if resp.status in refused:
             who = f"{creds.describe()} ({source})" if creds else "anonymous requests"
             error = error_for_response(resp, what=f"token server refused {who} for {scope}")
-            if not isinstance(error, Unauthorized) and resp.status == 400:
-                # OAuth2 answers a bad or revoked refresh token with 400 invalid_grant.
+            if resp.status == 400:
                 error = Unauthorized(
                     str(error), status=400, method=resp.method, url=redact_url(resp.url)
                 )
@@ -814,7 +815,7 @@ def _scope_repository(scope: str) -> str | None:
     if not sep or not kind.startswith("repository"):
         return None
     name, sep, _ = rest.rpartition(":")
-    return name or None if sep else None
+    return name if sep and name else None
 
 
 def _token_key(

@@ -536,6 +536,20 @@ async def test_private_repository_with_containers_auth(
     assert fresh_issuer.issued[-1].account == "alice"
 
 
+async def test_basic_registry_with_docker_config(home, registry_basic):
+    home.helper("fake", {registry_basic.host: {"Username": "alice", "Secret": PASSWORD}})
+    home.docker_config({"credHelpers": {registry_basic.host: "fake"}})
+    ref = f"{registry_basic.host}/{SECRET_REF}"
+    async with RegistryClient(ca_file=str(registry_basic.ca_file)) as client:
+        digests = {await client.get_digest(ref) for _ in range(5)}
+    assert digests == {registry_basic.content.get(SECRET_REF).digest}
+    assert len(home.helper_calls()) == 1
+    home.docker_config({})
+    async with RegistryClient(ca_file=str(registry_basic.ca_file)) as client:
+        with pytest.raises(Unauthorized, match="anonymously"):
+            await client.get_digest(ref)
+
+
 async def test_wrong_password_in_docker_config_is_named_in_the_error(
     home, registry_token, fresh_issuer
 ):

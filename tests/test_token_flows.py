@@ -18,7 +18,7 @@ import urllib.request
 import pytest
 from support.registry import RegistryProcess
 
-from aioregistry import Credentials, RegistryClient, Unauthorized
+from aioregistry import Credentials, InsecureCredentials, RegistryClient, Unauthorized
 
 pytestmark = pytest.mark.anyio
 
@@ -239,3 +239,34 @@ async def test_harbor_realm_without_credentials(home, registry_harbor, fresh_iss
         with pytest.raises(Unauthorized, match="anonymously"):
             await client.get_manifest(f"{registry_harbor.host}/{SECRET_REF}")
     assert all(r.method == "GET" and r.path == "/service/token" for r in fresh_issuer.requests)
+
+
+# -- where an identity token may go ----------------------------------------------------------
+
+
+async def test_identity_token_never_goes_in_clear_text_to_a_remote_realm():
+    # A registry quirk the real one will not produce: a challenge naming a plain-HTTP realm on
+    # another (non-loopback) host. 192.0.2.1 (TEST-NET-1) is never contacted.
+    from aiohttp import web  # noqa: PLC0415
+
+    async def v2(request: web.Request) -> web.Response:
+        challenge = 'Bearer realm="http://192.0.2.1:5000/token",service="x"'
+        return web.Response(status=401, headers={"WWW-Authenticate": challenge})
+
+    app = web.Application()
+    app.router.add_get("/v2/", v2)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host = f"127.0.0.1:{runner.addresses[0][1]}"
+    creds = {host: Credentials("", identity_token="refresh-secret")}
+    try:
+        async with RegistryClient(
+            credentials=creds, plain_http=True, use_config_files=False
+        ) as client:
+            with pytest.raises(InsecureCredentials, match=r"plain HTTP to http://192\.0\.2\.1"):
+                await client.get_digest(f"{host}/{PUBLIC_REF}")
+            assert client.stats.requests.get("token", 0) == 0
+    finally:
+        await runner.cleanup()
