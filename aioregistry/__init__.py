@@ -10,6 +10,7 @@ from ._client import ClientStats, RegistryClient, RepoType
 from ._exceptions import (
     AuthenticationError,
     ConnectError,
+    CredentialsError,
     DigestMismatch,
     ErrorDetail,
     Forbidden,
@@ -50,6 +51,7 @@ __all__ = [
     "ConfigBlob",
     "ConnectError",
     "Credentials",
+    "CredentialsError",
     "Descriptor",
     "DigestMismatch",
     "ErrorDetail",

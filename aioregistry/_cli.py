@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Sequence
 import anyio
 import orjson
 
+from ._auth import Credentials
 from ._cli_scan import EXIT_OK, EXIT_USAGE, add_scan_arguments, run_scan
 from ._client import RegistryClient, RepoType
 from ._exceptions import RegistryError, TransportError, UsageError
@@ -51,13 +52,28 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--debug", action="store_true", help="show a traceback when something goes wrong"
     )
+    parser.add_argument(
+        "-u",
+        "--username",
+        metavar="USER",
+        help="log in as USER (with --password-stdin); otherwise DOCKER_USER/DOCKER_PASSWORD, "
+        "docker's config.json or containers' auth.json are used",
+    )
+    parser.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password (or token) for --username from stdin",
+    )
 
 
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="aioregistry",
-        description="Query Docker Registry HTTP API V2 / OCI registries. "
-        "Credentials come from DOCKER_USER and DOCKER_PASSWORD.",
+        description="Query Docker Registry HTTP API V2 / OCI registries. Credentials, first "
+        "match wins: --username with --password-stdin; DOCKER_USER and DOCKER_PASSWORD; "
+        "docker's config.json (as `docker login` left it, credential helpers included); "
+        "containers' auth.json (podman login); else anonymous. "
+        "`aioregistry auth check REGISTRY` shows which is used.",
     )
     parser.add_argument("--version", action="version", version=f"aioregistry {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -94,6 +110,15 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("-i", "--image", required=True, metavar="IMAGE")
     p = command("scan", "scan every tag of repositories (or given images) at once")
     add_scan_arguments(p)
+    auth = sub.add_parser("auth", help="check credentials", description="check credentials")
+    auth_sub = auth.add_subparsers(dest="auth_command", required=True, metavar="ACTION")
+    check_help = (
+        "say which credentials a registry would get and whether it accepts them "
+        "(exit 0 accepted, 1 refused); no secret is printed"
+    )
+    p = auth_sub.add_parser("check", help=check_help, description=check_help)
+    _common(p)
+    p.add_argument("registry", metavar="REGISTRY", help="registry host[:port], e.g. docker.io")
     p = command("catalog", 'print {"repositories": [...]} with every repository of a registry')
     p.add_argument(
         "-r",
@@ -117,14 +142,35 @@ def _line(text: str) -> None:
     _write(text.encode() + b"\n")
 
 
+def _explicit_credentials(args: argparse.Namespace) -> Credentials | None:
+    """``--username`` with the password read from stdin (never from argv)."""
+    if args.password_stdin and not args.username:
+        raise UsageError("--password-stdin needs --username")
+    if args.username is None:
+        return None
+    if not args.password_stdin:
+        raise UsageError("--username needs --password-stdin (the password is read from stdin)")
+    password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        raise UsageError("--password-stdin: no password on stdin")
+    return Credentials(args.username, password)
+
+
 async def _run(args: argparse.Namespace) -> int:
     repo_type: RepoType = args.repo_type
     async with RegistryClient(
-        insecure=args.insecure, ca_file=args.ca_file, plain_http=args.plain_http
+        credentials=_explicit_credentials(args),
+        insecure=args.insecure,
+        ca_file=args.ca_file,
+        plain_http=args.plain_http,
     ) as client:
         command = args.command
         if command == "scan":
             return await run_scan(args, client)
+        if command == "auth":
+            _line(f"credentials: {await client._describe_credentials(args.registry)}")
+            _line(await client._verify_credentials(args.registry))
+            return EXIT_OK
         if command == "token":
             repo = parse_repository(args.repository)
             token = await client.get_token(repo, repo_type=repo_type)

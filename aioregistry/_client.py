@@ -22,7 +22,7 @@ from yarl import URL
 from ._auth import (
     CATALOG_SCOPE,
     Challenge,
-    Credentials,
+    CredentialsLike,
     CredentialSource,
     Token,
     TokenCache,
@@ -31,6 +31,7 @@ from ._auth import (
     repository_scope,
 )
 from ._bulk import Resolve, Scan, What, _Pipeline
+from ._credentials import HELPER_TIMEOUT
 from ._exceptions import (
     AuthenticationError,
     ConnectError,
@@ -93,6 +94,8 @@ PING_LIMIT = 64 * 1024
 # Registries that refuse a page size above their own limit, by host suffix: clamped, so a
 # large page_size costs no refused request there.
 _PAGE_SIZE_LIMITS = ((".amazonaws.com", 1000), (".amazonaws.com.cn", 1000))
+_LOG_IN = "(log in with docker login, --username/--password-stdin, or DOCKER_USER/DOCKER_PASSWORD)"
+OAUTH_CLIENT_ID = "aioregistry"  # docs/spec/auth/oauth.md: a client identifies itself
 _LINK_NEXT = re.compile(r'<([^>]*)>\s*(?:;[^,]*?)?;\s*rel="?next"?', re.IGNORECASE)
 
 
@@ -142,10 +145,15 @@ class RegistryClient:
             tags = await client.list_tags("ubuntu")
             manifest = await client.get_manifest("ubuntu:24.04", platform="linux/arm64")
 
-    ``credentials`` maps registry hosts to ``(username, password)``; ``DOCKER_USER`` and
-    ``DOCKER_PASSWORD`` apply to any registry unless ``use_env_credentials`` is false.
-    Credentials go only to the registry and to the token realm it names, and never in clear
-    text to a host that is not loopback unless ``insecure`` is set.
+    Credentials, first match wins: ``credentials`` (a mapping of registry hosts to
+    `Credentials` or ``(username, password)``, or one `Credentials` for every registry);
+    ``DOCKER_USER`` and ``DOCKER_PASSWORD`` for any registry, unless ``use_env_credentials``
+    is false; docker's ``config.json`` (``credHelpers``, ``credsStore``, ``auths``) and then
+    containers' ``auth.json``, unless ``use_config_files`` is false (a credential helper gets
+    ``credential_helper_timeout`` seconds); else anonymous. An identity token is exchanged
+    with the OAuth2 refresh-token grant (``POST`` to the realm, ``GET`` when that answers 404
+    or 405). Credentials go only to the registry and to the token realm it names, and never
+    in clear text to a host that is not loopback unless ``insecure`` is set.
     ``insecure`` turns TLS verification off; ``ca_file`` adds a trusted CA (``SSL_CERT_FILE``
     is honoured too); ``plain_http`` speaks HTTP to every registry. Loopback registries are
     tried over HTTPS first and over HTTP when HTTPS is refused.
@@ -154,8 +162,10 @@ class RegistryClient:
     def __init__(
         self,
         *,
-        credentials: Mapping[str, Credentials | tuple[str, str]] | None = None,
+        credentials: Mapping[str, CredentialsLike] | CredentialsLike | None = None,
         use_env_credentials: bool = True,
+        use_config_files: bool = True,
+        credential_helper_timeout: float = HELPER_TIMEOUT,
         insecure: bool = False,
         ca_file: str | None = None,
         plain_http: bool = False,
@@ -165,7 +175,13 @@ class RegistryClient:
         retries: Retries = DEFAULT_RETRIES,
         token_cache: TokenCache | None = None,
     ) -> None:
-        self._credentials = CredentialSource(credentials, use_env=use_env_credentials)
+        self._credentials = CredentialSource(
+            credentials,
+            use_env=use_env_credentials,
+            use_config_files=use_config_files,
+            helper_timeout=credential_helper_timeout,
+        )
+        self._realms_without_oauth: set[str] = set()  # answered our POST with 404/405
         self._insecure = insecure
         self._plain_http = plain_http
         self._transport = Transport(
@@ -708,12 +724,8 @@ class RegistryClient:
     def _error(self, resp: Response, info: _RegistryInfo, what: str) -> ResponseError:
         error = error_for_response(resp, what=what)
         if isinstance(error, Unauthorized):
-            creds, source = self._credentials.lookup(info.host)
-            who = (
-                f"as {creds.username!r} ({source})"
-                if creds
-                else "anonymously (set DOCKER_USER and DOCKER_PASSWORD to log in)"
-            )
+            creds, source = self._credentials.last(info.host)
+            who = f"as {creds.describe()} ({source})" if creds else f"anonymously {_LOG_IN}"
             error.args = (f"{error.args[0]} [authenticated {who}]",)
         return error
 
@@ -724,8 +736,8 @@ class RegistryClient:
         if challenge is None:
             return None
         if challenge.scheme == "basic":
-            creds, _ = self._credentials.lookup(info.host)
-            if creds is not None:
+            creds, _ = await self._credentials.resolve(info.host, _scope_repository(scope))
+            if creds is not None and creds.has_password:
                 self._check_clear_text(info.base, info.host)
                 headers["Authorization"] = creds.basic_header()
             return None
@@ -740,24 +752,41 @@ class RegistryClient:
         return await self._tokens.get(key, lambda: self._fetch_token(info, key))
 
     async def _fetch_token(self, info: _RegistryInfo, key: tuple[str, str, str]) -> Token:
+        """A token from the realm: the OAuth2 refresh-token grant for an identity token
+        (``GET`` when the realm answers that ``POST`` with 404 or 405), else ``GET`` with Basic
+        credentials when there are any, anonymous otherwise."""
         realm, service, scope = key
-        url = URL(realm)
-        query = dict(url.query)
-        if service:
-            query["service"] = service
-        query["scope"] = scope
-        url = url.with_query(query)
-        headers: dict[str, str] = {}
-        creds, source = self._credentials.lookup(info.host)
-        if creds is not None:
-            self._check_clear_text(url, url.host or "")
-            headers["Authorization"] = creds.basic_header()
-        resp = await self._transport.send(
-            "GET", url, headers=headers, max_body=TOKEN_LIMIT, kind="token"
-        )
-        if resp.status in (401, 403):
-            who = f"{creds.username!r} ({source})" if creds else "anonymous requests"
+        creds, source = await self._credentials.resolve(info.host, _scope_repository(scope))
+        resp: Response | None = None
+        refused: tuple[int, ...] = (401, 403)
+        if creds is not None and creds.identity_token and realm not in self._realms_without_oauth:
+            resp = await self._oauth_token(URL(realm), service, scope, creds.identity_token)
+            refused = (400, 401, 403)  # OAuth2 answers a bad refresh token 400 invalid_grant
+            if resp.status in (404, 405):
+                # No OAuth2 here (Harbor answers 405): docker's GET flow, now and from now on.
+                self._realms_without_oauth.add(realm)
+                resp, refused = None, (401, 403)
+        if resp is None:
+            url = URL(realm)
+            query = dict(url.query)
+            if service:
+                query["service"] = service
+            query["scope"] = scope
+            url = url.with_query(query)
+            headers: dict[str, str] = {}
+            if creds is not None and creds.has_password:
+                self._check_clear_text(url, url.host or "")
+                headers["Authorization"] = creds.basic_header()
+            resp = await self._transport.send(
+                "GET", url, headers=headers, max_body=TOKEN_LIMIT, kind="token"
+            )
+        if resp.status in refused:
+            who = f"{creds.describe()} ({source})" if creds else f"anonymous requests {_LOG_IN}"
             error = error_for_response(resp, what=f"token server refused {who} for {scope}")
+            if resp.status == 400:
+                error = Unauthorized(
+                    str(error), status=400, method=resp.method, url=redact_url(resp.url)
+                )
             raise error
         if resp.status >= 400:
             raise error_for_response(resp, what=f"token request for {scope}")
@@ -765,12 +794,76 @@ class RegistryClient:
             resp.body, scope=scope, now=self._tokens.clock(), realm=redact_url(realm)
         )
 
+    async def _oauth_token(
+        self, realm: URL, service: str, scope: str, refresh_token: str
+    ) -> Response:
+        """``POST`` the refresh-token grant (docs/spec/auth/oauth.md) to the realm."""
+        self._check_clear_text(realm, realm.host or "")
+        form = {
+            "grant_type": "refresh_token",
+            "refresh_token": refresh_token,
+            "service": service,
+            "client_id": OAUTH_CLIENT_ID,
+            "scope": scope,  # several scopes would be joined by spaces
+        }
+        return await self._transport.send(
+            "POST", realm, data=form, max_body=TOKEN_LIMIT, kind="token"
+        )
+
+    async def _describe_credentials(self, registry: str) -> str:
+        """Which credentials ``registry`` would get and from where; never a secret."""
+        self._check_open()
+        creds, source = await self._credentials.resolve(parse_registry(registry))
+        return f"{creds.describe()} ({source})" if creds else "anonymous (no credentials found)"
+
+    async def _verify_credentials(self, registry: str) -> str:
+        """Proof that ``registry`` accepts its credentials (or raise `Unauthorized`).
+
+        A bearer registry: a token for the catalog scope is fetched and ``/v2/`` is asked
+        with it; a token server grants an empty access list for a scope it will not give, so
+        this checks the credentials without naming any repository. A Basic registry: ``/v2/``
+        with the credentials.
+        """
+        self._check_open()
+        host = parse_registry(registry)
+        info = await self._registry(host)
+        challenge = info.challenge
+        if challenge is None:
+            return f"accepted: {host} asks for no authentication"
+        ping = info.base.with_path("/v2/")
+        if challenge.scheme == "bearer":
+            await self._request(
+                info, CATALOG_SCOPE, "GET", ping, max_body=PING_LIMIT, what=host, kind="ping"
+            )
+            realm = redact_url(challenge.realm or "")
+            return f"accepted: {realm} issued a token that {host} takes"
+        creds, source = await self._credentials.resolve(host)
+        if creds is None or not creds.has_password:
+            who = f"{creds.describe()} ({source})" if creds else "anonymous"
+            raise Unauthorized(
+                f"{host} asks for Basic credentials and none usable were found [{who}]",
+                status=401,
+                method="GET",
+                url=str(ping),
+            )
+        await self._request(info, "", "GET", ping, max_body=PING_LIMIT, what=host, kind="ping")
+        return f"accepted: {host} takes the Basic credentials"
+
     def _check_clear_text(self, url: URL, host: str) -> None:
         if url.scheme == "http" and not self._insecure and not is_loopback_host(host):
             raise InsecureCredentials(
                 f"refusing to send credentials over plain HTTP to {url.origin()} "
                 "(use HTTPS, or -k/insecure=True to allow it)"
             )
+
+
+def _scope_repository(scope: str) -> str | None:
+    """The repository a ``repository[(class)]:name:actions`` scope names, else None."""
+    kind, sep, rest = scope.partition(":")
+    if not sep or not kind.startswith("repository"):
+        return None
+    name, sep, _ = rest.rpartition(":")
+    return name if sep and name else None
 
 
 def _token_key(

@@ -7,7 +7,8 @@ OS errors are translated into it in exactly one place (`_transport.Transport.sen
     ├── UsageError                  the caller asked for something malformed (also ValueError)
     │   ├── InvalidReference        an image reference or repository name that breaks the grammar
     │   ├── InvalidPlatform         a platform that is not os/arch[/variant]
-    │   └── InsecureCredentials     credentials would travel in clear text to a remote host
+    │   ├── InsecureCredentials     credentials would travel in clear text to a remote host
+    │   └── CredentialsError        a broken credentials file, or a credential helper that failed
     ├── TransportError              the request did not get an HTTP answer
     │   ├── ConnectError            refused, unreachable, name resolution failed
     │   ├── TLSError                certificate not trusted, hostname mismatch, not TLS
@@ -32,6 +33,7 @@ from dataclasses import dataclass
 __all__ = [
     "AuthenticationError",
     "ConnectError",
+    "CredentialsError",
     "DigestMismatch",
     "ErrorDetail",
     "Forbidden",
@@ -72,6 +74,13 @@ class InvalidPlatform(UsageError):
 
 class InsecureCredentials(UsageError):
     """Credentials would be sent in clear text to a host that is not loopback."""
+
+
+class CredentialsError(UsageError):
+    """A credentials file is broken, or a credential helper is missing, hangs or fails.
+
+    The message names the file or the helper, never a secret.
+    """
 
 
 class TransportError(RegistryError):

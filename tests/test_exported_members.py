@@ -6,6 +6,7 @@ import aioregistry
 
 EXPECTED = {
     "AuthenticationError", "ClientStats", "ConfigBlob", "ConnectError", "Credentials",
+    "CredentialsError",
     "DEFAULT_PLATFORM", "Descriptor", "DigestMismatch", "ErrorDetail", "Forbidden", "ImageIndex",
     "ImageManifest", "InsecureCredentials", "InvalidContent", "InvalidPlatform",
     "InvalidReference", "Limits", "NoMatchingPlatform", "NotFound", "Platform", "ProtocolError",

@@ -225,12 +225,6 @@ async def test_ghcr_private_package_anonymous_is_unauthorized_without_a_storm(si
     assert client.stats.retries == 0
 
 
-@pytest.mark.xfail(
-    reason="_fetch_token's 401 message names 'anonymous requests' but does not suggest logging "
-    "in (the [authenticated anonymously (set DOCKER_USER ...)] hint comes from _error, which the "
-    "token path does not use); owned by the auth work",
-    strict=True,
-)
 async def test_ghcr_private_anonymous_message_suggests_logging_in(anonymous):
     client, _ = anonymous
     with pytest.raises(Unauthorized) as caught:

@@ -9,7 +9,16 @@ Policy: anonymous callers get ``pull`` on repositories outside ``private/``; ``a
 ``pull`` on every repository; ``pusher`` gets ``pull,push`` on every repository and ``*`` on
 ``registry:catalog:*``. A grant is the intersection of what was asked and what is allowed.
 
-Tests turn the knobs (plain attributes) to misbehave on purpose and read :attr:`issued`.
+OAuth2 (``docs/spec/auth/oauth.md``): ``POST /token`` with a form takes ``grant_type=password``
+(``username``, ``password``; ``access_type=offline`` adds a refresh token to the answer) and
+``grant_type=refresh_token`` (a refresh token this issuer handed out); ``client_id`` is
+required, ``scope`` is space-separated. ``GET`` with ``offline_token=true`` and Basic
+credentials also hands out a refresh token. Both methods are served on ``/token`` and on
+``/service/token`` (Harbor's path).
+
+Tests turn the knobs (plain attributes) to misbehave on purpose and read :attr:`issued`
+(tokens handed out) and :attr:`requests` (every request: method, path, grant type).
+The ``post_status`` knob makes every ``POST`` answer that status (404, or Harbor's 405).
 """
 
 from __future__ import annotations
@@ -39,6 +48,7 @@ __all__ = [
     "DEFAULT_SERVICE",
     "DEFAULT_USERS",
     "ParsedScope",
+    "RequestRecord",
     "TokenIssuer",
     "TokenRecord",
     "decode_jwt_unverified",
@@ -60,7 +70,10 @@ _DEFAULT_KNOBS: dict[str, Any] = {
     "token_fields": ("token", "access_token"),
     "expired_tokens_remaining": 0,
     "delay": 0.0,
+    "post_status": None,
 }
+TOKEN_PATHS = ("/token", "/service/token")
+SAFE_FORM = frozenset({"grant_type", "service", "scope", "client_id", "access_type", "username"})
 
 
 @dataclass(frozen=True)
@@ -104,6 +117,21 @@ class TokenRecord:
     token: str
     expired: bool = False
     query: dict[str, list[str]] = field(default_factory=dict)
+    method: str = "GET"
+    grant_type: str | None = None  # the OAuth2 grant of a POST
+    path: str = "/token"
+    refresh_token: str | None = None  # handed out with this token, if asked for offline use
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One request to the issuer, answered or not (no secrets: form values are left out)."""
+
+    method: str
+    path: str
+    status: int
+    grant_type: str | None = None
+    fields: tuple[str, ...] = ()  # the form's field names (POST)
 
 
 def _b64url(data: bytes) -> str:
@@ -134,6 +162,7 @@ class TokenIssuer:
     token_fields: tuple[str, ...]
     expired_tokens_remaining: int
     delay: float
+    post_status: int | None
 
     def __init__(
         self,
@@ -153,6 +182,8 @@ class TokenIssuer:
         self.host = host
         self.port = 0
         self.issued: list[TokenRecord] = []
+        self.requests: list[RequestRecord] = []
+        self.refresh_tokens: dict[str, str] = {}  # refresh token -> account
         self.failed = 0
         self._lock = threading.Lock()
         self._x5c = base64.b64encode(signing_cert.public_bytes(serialization.Encoding.DER))
@@ -195,7 +226,9 @@ class TokenIssuer:
 
     async def _serve(self, ready: threading.Event) -> None:
         app = web.Application()
-        app.router.add_get("/token", self._handle_token)
+        for path in TOKEN_PATHS:
+            app.router.add_get(path, self._handle_token)
+            app.router.add_post(path, self._handle_oauth)
         # A short shutdown timeout: a handler held up by the ``delay`` knob must not stall stop().
         runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
         await runner.setup()
@@ -251,6 +284,8 @@ class TokenIssuer:
         """Forget every record and restore every knob to its default."""
         with self._lock:
             self.issued = []
+            self.requests = []
+            self.refresh_tokens = {}
             self.failed = 0
             self._restore_knobs()
 
@@ -296,12 +331,35 @@ class TokenIssuer:
         except (binascii.Error, UnicodeDecodeError):
             return None
         user, sep, password = decoded.partition(":")
+        if not sep:
+            return None
+        return self._check_password(user, password)
+
+    def _check_password(self, user: str, password: str) -> str | None:
         expected = self.users.get(user)
-        if not sep or expected is None:
+        if expected is None:
             return None
         if not secrets.compare_digest(password.encode(), expected.encode()):
             return None
         return user
+
+    def _new_refresh_token(self, account: str) -> str:
+        token = "refresh-" + secrets.token_urlsafe(24)
+        with self._lock:
+            self.refresh_tokens[token] = account
+        return token
+
+    def _log(
+        self,
+        request: web.Request,
+        status: int,
+        grant_type: str | None = None,
+        fields: tuple[str, ...] = (),
+    ) -> None:
+        with self._lock:
+            self.requests.append(
+                RequestRecord(request.method, request.path, status, grant_type, fields)
+            )
 
     # -- JWT ---------------------------------------------------------------------------------
 
@@ -330,6 +388,7 @@ class TokenIssuer:
             if account is None:
                 with self._lock:
                     self.failed += 1
+                self._log(request, 401)
                 return web.json_response(
                     {"errors": [{"code": "UNAUTHORIZED", "message": "invalid credentials"}]},
                     status=401,
@@ -337,6 +396,85 @@ class TokenIssuer:
 
         service = request.query.get("service", self.service)
         scopes = [part for raw in request.query.getall("scope", []) for part in raw.split()]
+        refresh = None
+        if account is not None and request.query.get("offline_token") == "true":
+            refresh = self._new_refresh_token(account)
+        self._log(request, 200)
+        body = self._issue(
+            account,
+            service,
+            scopes,
+            query={key: request.query.getall(key) for key in request.query},
+            path=request.path,
+            refresh_token=refresh,
+        )
+        return web.json_response(body)
+
+    async def _handle_oauth(self, request: web.Request) -> web.Response:
+        """``POST``: the OAuth2 password and refresh-token grants (or ``post_status``)."""
+        with self._lock:
+            delay, post_status = self.delay, self.post_status
+        if delay > 0:
+            await asyncio.sleep(delay)
+        form = await request.post()
+        grant_type = str(form.get("grant_type", "")) or None
+        fields = tuple(sorted(form.keys()))
+        if post_status is not None:
+            self._log(request, post_status, grant_type, fields)
+            return web.Response(status=post_status, text=f"{request.method} not allowed here\n")
+
+        def oauth_error(status: int, error: str) -> web.Response:
+            if status == 401 or error == "invalid_grant":
+                with self._lock:
+                    self.failed += 1
+            self._log(request, status, grant_type, fields)
+            return web.json_response({"error": error}, status=status)
+
+        if not form.get("client_id"):
+            return oauth_error(400, "invalid_request")
+        account: str | None
+        refresh = None
+        if grant_type == "password":
+            account = self._check_password(
+                str(form.get("username", "")), str(form.get("password", ""))
+            )
+            if account is None:
+                return oauth_error(401, "invalid_grant")
+            if form.get("access_type") == "offline":
+                refresh = self._new_refresh_token(account)
+        elif grant_type == "refresh_token":
+            with self._lock:
+                account = self.refresh_tokens.get(str(form.get("refresh_token", "")))
+            if account is None:
+                return oauth_error(400, "invalid_grant")
+        else:
+            return oauth_error(400, "unsupported_grant_type")
+        self._log(request, 200, grant_type, fields)
+        body = self._issue(
+            account,
+            str(form.get("service", self.service)),
+            str(form.get("scope", "")).split(),
+            query={key: [str(v) for v in form.getall(key)] for key in fields if key in SAFE_FORM},
+            path=request.path,
+            method="POST",
+            grant_type=grant_type,
+            refresh_token=refresh,
+        )
+        return web.json_response(body)
+
+    def _issue(
+        self,
+        account: str | None,
+        service: str,
+        scopes: list[str],
+        *,
+        query: dict[str, list[str]],
+        path: str,
+        method: str = "GET",
+        grant_type: str | None = None,
+        refresh_token: str | None = None,
+    ) -> dict[str, Any]:
+        """Sign a token for ``account`` and record it; returns the JSON answer."""
         access = self.grant(account, scopes)
         now = time.time()
 
@@ -370,6 +508,10 @@ class TokenIssuer:
         if expires_in is not None:
             body["expires_in"] = expires_in
         body["issued_at"] = _rfc3339(now + issued_at_offset)
+        if refresh_token is not None:
+            body["refresh_token"] = refresh_token
+        if method == "POST":
+            body["scope"] = " ".join(scopes)
 
         record = TokenRecord(
             account=account,
@@ -379,8 +521,12 @@ class TokenIssuer:
             time=now,
             token=token,
             expired=expired,
-            query={key: request.query.getall(key) for key in request.query},
+            query=query,
+            method=method,
+            grant_type=grant_type,
+            path=path,
+            refresh_token=refresh_token,
         )
         with self._lock:
             self.issued.append(record)
-        return web.json_response(body)
+        return body
