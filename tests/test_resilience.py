@@ -9,6 +9,7 @@ scan reports must cover every retryable fault the proxy injected.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import pytest
@@ -167,3 +168,39 @@ async def test_a_scan_with_a_tenth_of_requests_faulted_loses_nothing(registry_ma
         assert proxy.faults(kind), f"seed {SEED} injected no {kind}"
     _check(outcome, content, proxy)
     assert outcome.stats.retries > 0
+
+
+async def test_short_lived_tokens_are_renewed_once_per_expiry(registry_many, content, many_issuer):
+    """Tokens the registry honours for 2 s, across a scan of several times that long.
+
+    Distribution accepts a JWT up to 60 s past its ``exp``; the issuer signs ``exp`` 58 s in
+    the past, so each token works for 2 s (1-2 s: ``iat`` is whole seconds). The proxy's
+    latency stretches the scan; the client learns of each expiry from a 401 and must fetch
+    one new token for all its tasks, not one per task.
+    """
+    lifetime = 2
+    many_issuer.jwt_lifetime = lifetime - 60
+    many_issuer.expires_in = lifetime  # below 60, so the client takes it as 60: 401s tell
+    concurrency, latency = 8, 0.04
+    tags = len(content.many_tags)
+    assert tags * latency / concurrency >= 2.5 * lifetime  # the scan outlives several tokens
+    async with (
+        FaultProxy(registry_many.url, latency=latency) as proxy,
+        RegistryClient(plain_http=True, use_env_credentials=False, retries=RETRIES) as client,
+        client.scan(
+            f"{proxy.host}/{content.many_repository}", what="digest", concurrency=concurrency
+        ) as scan,
+    ):
+        results = [result async for result in scan]
+    assert [r for r in results if r.error is not None] == []
+    assert sorted((r.tag, r.digest) for r in results) == sorted(
+        (tag, pushed.digest) for tag, pushed in content.many_tags.items()
+    )
+    span = proxy.records[-1].time - proxy.records[0].time
+    issued = [record.time for record in many_issuer.issued]
+    assert scan.stats.tokens_fetched == len(issued)
+    # Several expiries happened, and each was noticed within a second of it...
+    assert len(issued) >= max(2, int(span // (lifetime + 1))), (span, issued)
+    # ...and answered by one token: a renewal comes only once the previous token has died.
+    gaps = [later - earlier for earlier, later in itertools.pairwise(issued)]
+    assert min(gaps) > lifetime - 1, gaps
