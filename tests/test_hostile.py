@@ -208,6 +208,21 @@ async def test_pagination_that_only_repeats_itself_under_new_links_stops(fake, c
     assert pages <= 3
 
 
+@pytest.mark.parametrize(
+    "target",
+    ["http://[::1/v2/x/tags/list", "http://{host}:99999/x", "javascript:alert(1)", "//127.0.0.2/x"],
+)
+async def test_a_next_link_that_is_no_url_of_this_registry_is_an_error(fake, client, target):
+    async def page(_: web.Request) -> web.Response:
+        link = target.format(host=fake.host.partition(":")[0])
+        return web.json_response({"tags": ["a"]}, headers={"Link": f'<{link}>; rel="next"'})
+
+    fake.route("GET", "/v2/x/tags/list")(page)
+    with pytest.raises(InvalidContent, match="next page link"):
+        await client.list_tags(f"{fake.host}/x")
+    assert len(fake.seen) == 2  # /v2/ and the first page: the link was never followed
+
+
 # -- digests -----------------------------------------------------------------------------
 
 
