@@ -52,6 +52,7 @@ _REPO_TYPES = {"image": "repository", "plugin": "repository(plugin)"}
 
 _TOKEN68 = re.compile(r"[A-Za-z0-9._~+/-]+=*")
 _PARAM = re.compile(r'\s*([A-Za-z0-9_.!#$%&\'*+^`|~-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^,\s]*)\s*')
+_QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"')
 _SCHEME = re.compile(r"\s*([A-Za-z0-9_.!#$%&\'*+^`|~-]+)(?=\s|$|,)")
 
 
@@ -100,6 +101,11 @@ def parse_www_authenticate(values: list[str] | tuple[str, ...] | str) -> list[Ch
             if param and current is not None:
                 raw = param.group(2)
                 if raw.startswith('"'):
+                    if not _QUOTED.fullmatch(raw):
+                        # An unterminated quoted string: no value is better than a cut one.
+                        nxt = value.find(",", pos)
+                        pos = end if nxt < 0 else nxt + 1
+                        continue
                     raw = re.sub(r"\\(.)", r"\1", raw[1:-1])
                 current[1][param.group(1).lower()] = raw
                 pos = param.end()

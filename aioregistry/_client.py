@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Literal
@@ -936,14 +936,32 @@ def _list_page(resp: Response, key: str) -> list[str]:
 
 
 def _next_link(resp: Response, current: URL, info: _RegistryInfo) -> URL | None:
-    for header in resp.headers.getall("Link", []):
+    # ``current`` is on the registry's origin: the first page by construction, every later
+    # one because parse_next_link refused any other.
+    return parse_next_link(resp.headers.getall("Link", []), current)
+
+
+def parse_next_link(values: Sequence[str], current: URL) -> URL | None:
+    """The ``rel="next"`` target of ``Link`` header ``values``, resolved against ``current``.
+
+    None when there is no next link. A next link that leaves ``current``'s origin (another
+    host, port or scheme) raises `InvalidContent`: a page must not lead the client, and its
+    credentials, elsewhere.
+    """
+    for header in values:
         match = _LINK_NEXT.search(header)
         if match is None:
             continue
-        target = current.join(URL(match.group(1)))
-        if target.origin() != info.base.origin():
+        try:
+            target = current.join(URL(match.group(1)))
+            origin = target.origin()  # a URL with no host (javascript:, file:) has none
+        except ValueError as exc:  # yarl: a bad IPv6 literal, a port out of range...
             raise InvalidContent(
-                f"{redact_url(current)}: next page link points at another host ({target.origin()})"
+                f"{redact_url(current)}: next page link is not a usable URL ({exc})"
+            ) from exc
+        if origin != current.origin():
+            raise InvalidContent(
+                f"{redact_url(current)}: next page link points at another host ({origin})"
             )
         return target
     return None

@@ -1,0 +1,103 @@
+"""In-process aiohttp.web servers for behaviour a real registry will not show on demand.
+
+:class:`FakeServer` serves routes a test adds (``fake.route("GET", path)(handler)``) on a
+loopback address of its choice (``127.0.0.2`` plays "another host") and records every request.
+With ``challenge`` set it answers requests without ``Authorization`` with a 401 and that
+``WWW-Authenticate``. ``GET /v2/`` answers 200 unless a route replaces it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Awaitable, Callable
+from types import TracebackType
+
+from aiohttp import web
+
+__all__ = ["DOCKER_CONFIG", "DOCKER_V2", "FakeServer", "Handler", "docker_manifest", "sha"]
+
+DOCKER_V2 = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def sha(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def docker_manifest(config: bytes) -> bytes:
+    """A schema 2 manifest whose config descriptor names ``config``; no layers."""
+    document = {
+        "schemaVersion": 2,
+        "mediaType": DOCKER_V2,
+        "config": {"mediaType": DOCKER_CONFIG, "digest": sha(config), "size": len(config)},
+        "layers": [],
+    }
+    return json.dumps(document, separators=(",", ":")).encode()
+
+
+class FakeServer:
+    """Routes added per test, every request recorded; ``async with FakeServer() as fake``."""
+
+    def __init__(self, address: str = "127.0.0.1", *, challenge: str | None = None) -> None:
+        self.address = address
+        self.challenge = challenge
+        self.routes: dict[tuple[str, str], Handler] = {}
+        self.seen: list[web.Request] = []
+        self.host = ""  # address:port once started
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}"
+
+    def route(self, method: str, path: str) -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            self.routes[(method, path)] = handler
+            return handler
+
+        return register
+
+    def requests_to(self, path: str) -> list[web.Request]:
+        return [r for r in self.seen if r.path == path]
+
+    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        self.seen.append(request)
+        handler = self.routes.get((request.method, request.path))
+        if handler is None and request.method == "HEAD":
+            handler = self.routes.get(("GET", request.path))
+        if self.challenge and "Authorization" not in request.headers:
+            return web.json_response(
+                {"errors": [{"code": "UNAUTHORIZED", "message": "authentication required"}]},
+                status=401,
+                headers={"WWW-Authenticate": self.challenge},
+            )
+        if handler is None and request.path == "/v2/":
+            return web.json_response({})
+        if handler is None:
+            raise web.HTTPNotFound(text="no route")
+        return await handler(request)
+
+    async def __aenter__(self) -> FakeServer:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._dispatch)
+        # Handlers that stream forever must stop when the client hangs up.
+        self._runner = web.AppRunner(
+            app, access_log=None, shutdown_timeout=1.0, handler_cancellation=True
+        )
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.address, 0)
+        await site.start()
+        self.host = f"{self.address}:{self._runner.addresses[0][1]}"
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
