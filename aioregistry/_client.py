@@ -91,6 +91,7 @@ CONFIG_LIMIT = 64 * 1024 * 1024
 LIST_LIMIT = 64 * 1024 * 1024  # tag lists are unpaginated on some registries (GCR)
 TOKEN_LIMIT = 1024 * 1024
 PING_LIMIT = 64 * 1024
+MAX_PAGES = 100_000  # 10 million tags at 100 a page; beyond that a registry is stringing us along
 # Registries that refuse a page size above their own limit, by host suffix: clamped, so a
 # large page_size costs no refused request there.
 _PAGE_SIZE_LIMITS = ((".amazonaws.com", 1000), (".amazonaws.com.cn", 1000))
@@ -624,15 +625,20 @@ class RegistryClient:
                 continue
             asked_size = False
             page = _list_page(resp, key)
+            before = len(items)
             items.update(dict.fromkeys(page))
             next_url = _next_link(resp, url, info)
             if next_url is None:
                 return list(items)
-            if str(next_url) in seen_urls or not page:
+            if str(next_url) in seen_urls or len(items) == before:
+                # A loop, or pages that add nothing under ever-new links: a registry that
+                # would keep us busy forever.
                 raise InvalidContent(
                     f"{redact_url(url)}: pagination does not advance "
                     f"(next link {redact_url(next_url)})"
                 )
+            if len(seen_urls) >= MAX_PAGES:
+                raise InvalidContent(f"{what}: more than {MAX_PAGES} pages; giving up")
             url = next_url
 
     async def _registry(self, host: str) -> _RegistryInfo:
@@ -705,6 +711,10 @@ class RegistryClient:
                 method, url, headers=headers, max_body=max_body, kind=kind, limiter=limiter
             )
             if resp.status != 401 or attempt:
+                break
+            if URL(resp.url).origin() != info.base.origin():
+                # A redirect target (a blob store) asked for credentials: what it names is
+                # not the registry's realm, and the registry's credentials are not for it.
                 break
             challenge = _pick_challenge(resp, info.host, required=False)
             if challenge is None:

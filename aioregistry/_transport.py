@@ -312,6 +312,8 @@ class Transport:
             ) as resp:
                 body = await _read_body(resp, method, max_body, shown)
                 self.bytes_received += len(body)
+                if resp.status >= 400 and headers and "Authorization" in headers:
+                    body = _scrub(body, headers["Authorization"])
                 return Response(
                     method, str(resp.url), resp.status, resp.reason or "", resp.headers, body
                 )
@@ -339,8 +341,13 @@ class Transport:
             raise ConnectError(
                 f"{method} {shown}: connection lost ({exc})", url=shown, retryable=True
             ) from exc
+        except aiohttp.TooManyRedirects as exc:
+            raise TransportError(f"{method} {shown}: too many redirects", url=shown) from exc
         except (aiohttp.ClientError, OSError) as exc:
-            raise TransportError(f"{method} {shown} failed: {exc!r}", url=shown) from exc
+            # Not repr(): some aiohttp errors carry the request, Authorization header included.
+            raise TransportError(
+                f"{method} {shown} failed: {type(exc).__name__}: {exc}", url=shown
+            ) from exc
 
 
 @asynccontextmanager
@@ -375,6 +382,18 @@ async def _read_body(resp: aiohttp.ClientResponse, method: str, max_body: int, s
             return body[:limit]  # an error body is for the message; the rest does not matter
         raise InvalidContent(f"{method} {shown}: body exceeds limit of {limit} bytes")
     return body
+
+
+def _scrub(body: bytes, authorization: str) -> bytes:
+    """An error body with the credential we sent blanked out (some servers echo requests)."""
+    secret = authorization.partition(" ")[2].strip().encode()
+    return body.replace(secret, b"***") if len(secret) >= 8 else body
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    """Server-chosen text fit for a message: printable, one line, at most ``limit`` chars."""
+    cleaned = " ".join("".join(c if c.isprintable() else " " for c in text).split())
+    return cleaned if len(cleaned) <= limit else cleaned[: limit - 3] + "..."
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -413,11 +432,13 @@ def error_for_response(resp: Response, *, what: str | None = None) -> ResponseEr
     """The `ResponseError` subclass for an error status, with the registry's own words."""
     details = _error_details(resp.body)
     if details:
-        said = "; ".join(f"{d.code}: {d.message}" if d.message else d.code for d in details)
+        said = _one_line(
+            "; ".join(f"{d.code}: {d.message}" if d.message else d.code for d in details)
+        )
     else:
         text = resp.body.decode("utf-8", "replace").strip()
         looks_html = text[:1] == "<"
-        said = "" if looks_html else " ".join(text.split())[:200]
+        said = "" if looks_html else _one_line(text, 200)
     shown = redact_url(resp.url)
     message = f"{resp.method} {shown}: {resp.status} {resp.reason}".rstrip()
     if what:
