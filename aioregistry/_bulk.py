@@ -260,6 +260,14 @@ class _Pipeline:
         self._started: float | None = None
         self._ended: float | None = None
         self._before = client.stats
+        self._receive: MemoryObjectReceiveStream[ScanResult] | None = None
+        self._workers = 0
+        self._hire: Callable[[int], None] | None = None
+
+    @property
+    def ready(self) -> int:
+        """Results finished and waiting to be taken."""
+        return self._receive.statistics().current_buffer_used if self._receive else 0
 
     @property
     def stats(self) -> ScanStats:
@@ -287,6 +295,7 @@ class _Pipeline:
         self._started = time.monotonic()
         self._before = self._client.stats
         send, receive = anyio.create_memory_object_stream[ScanResult](self._ceiling)
+        self._receive = receive
         # A task of its own, not a task group around the yields: the generator may be closed
         # from another task (the event loop's async-generator finaliser), which a cancel
         # scope would not survive.
@@ -318,10 +327,17 @@ class _Pipeline:
         jobs_send, jobs_receive = anyio.create_memory_object_stream[_Job](self._ceiling)
         async with results, jobs_receive, anyio.create_task_group() as tg:
             tg.start_soon(self._produce, jobs_send, results.clone())
-            # Twice the limit: a worker waiting for a token or a memoised fetch leaves its
-            # slot to another.
-            for _ in range(self._ceiling * 2):
-                tg.start_soon(self._work, jobs_receive.clone(), results.clone())
+
+            def hire(workers: int) -> None:
+                while self._workers < workers:
+                    self._workers += 1
+                    tg.start_soon(self._work, jobs_receive.clone(), results.clone())
+
+            # Twice the requests in flight: a worker waiting for a token or a memoised fetch
+            # leaves its slot to another. More are hired as a limiter grows, not up front:
+            # idle workers queueing on a limiter cost time on every request.
+            self._hire = hire
+            hire(2 * self._initial)
 
     async def _produce(
         self, jobs: MemoryObjectSendStream[_Job], results: MemoryObjectSendStream[ScanResult]
@@ -392,9 +408,13 @@ class _Pipeline:
         limiter = self._limiters.get(info.host)
         if limiter is None:
             pacer = self._client._transport.pacer(info.base)
-            limiter = AdaptiveLimiter(self._initial, self._ceiling, pacer)
+            limiter = AdaptiveLimiter(self._initial, self._ceiling, pacer, on_grow=self._grew)
             self._limiters[info.host] = limiter
         return limiter
+
+    def _grew(self, increase: int) -> None:
+        if self._hire is not None:
+            self._hire(self._workers + 2 * increase)
 
     async def _manifest(
         self, info: _RegistryInfo, ref: Reference, scope: str
@@ -554,6 +574,11 @@ class Scan:
     @property
     def listed(self) -> bool:
         return self._pipeline.listed
+
+    @property
+    def ready(self) -> int:
+        """How many results are finished and waiting: a writer can flush when it is 0."""
+        return self._pipeline.ready
 
     @property
     def stats(self) -> ScanStats:

@@ -100,7 +100,10 @@ class _Output:
         else:
             self.out.write((b"[\n" if self.first else b",\n") + data)
         self.first = False
-        self.out.flush()  # a reader downstream sees each result as it arrives
+
+    def flush(self) -> None:
+        if self.fmt != "table":
+            self.out.flush()
 
     def close(self) -> None:
         if self.fmt == "json":
@@ -194,6 +197,10 @@ async def run_scan(args: argparse.Namespace, client: RegistryClient) -> int:
         async with scan:
             async for result in scan:
                 output.add(result)
+                if not scan.ready:
+                    # A reader downstream sees each result as soon as no other is waiting;
+                    # a burst of results costs one write, not one each.
+                    output.flush()
                 unreachable = unreachable or is_connection_failure(result)
                 if advance is not None:
                     advance(scan.total, scan.listed)

@@ -8,12 +8,12 @@ keeps throttling and resets once it answers normally again). The same object enf
 optional cap on requests per second.
 
 `AdaptiveLimiter` bounds a scan's requests in flight to one host and moves that bound once per
-round (as many answers as the bound):
+round (as many requests as the bound, judged when the last of them has ended):
 
 - it doubles (TCP's slow start) while every slot stays taken and the round's median answer
-  comes back within twice the fastest answer seen: requests are not queueing anywhere, so the
+  comes back within 1.5 times the fastest answer seen: requests are hardly queueing, so the
   link's latency, not the registry, bounds the throughput, and twice the requests in flight
-  get twice as much done. When the registry (or the client's CPU) is the bottleneck, the
+  get about twice as much done. When the registry (or the client's CPU) is the bottleneck, the
   median is many times the fastest answer and the bound stays where it is;
 - it halves when the host throttles (429/503; at most once per round), and then grows back by
   one per round (additive increase, multiplicative decrease) to where it was.
@@ -23,12 +23,12 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
+from types import TracebackType
 
 import anyio
 
-__all__ = ["AdaptiveLimiter", "Exchange", "HostPacer"]
+__all__ = ["AdaptiveLimiter", "Exchange", "HostPacer", "Round"]
 
 _MAX_PAUSE = 60.0  # a shared pause never exceeds this, whatever the backoff computes
 
@@ -92,12 +92,30 @@ class HostPacer:
 
 
 class Exchange:
-    """One attempt under an `AdaptiveLimiter`: ``timed`` says whether its time counts."""
+    """One attempt under an `AdaptiveLimiter`: ``timed`` says whether its time counts;
+    ``connecting`` is the time spent opening a connection for it (TCP and TLS handshakes),
+    which says nothing about the registry's load and is left out."""
 
-    __slots__ = ("timed",)
+    __slots__ = ("connecting", "timed")
 
     def __init__(self) -> None:
         self.timed = True
+        self.connecting = 0.0
+
+
+class Round:
+    """The exchanges started while the bound had one value: judged once all have ended, so
+    the quick answers that come back first cannot pass for the typical one."""
+
+    __slots__ = ("busy", "closed", "ended", "started", "throttled", "times")
+
+    def __init__(self) -> None:
+        self.started = 0
+        self.ended = 0
+        self.closed = False  # no more exchanges join it
+        self.times: list[float] = []
+        self.busy = 0  # exchanges that ended with every slot taken
+        self.throttled = False
 
 
 class AdaptiveLimiter:
@@ -115,6 +133,7 @@ class AdaptiveLimiter:
         ceiling: int,
         pacer: HostPacer,
         *,
+        on_grow: Callable[[int], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not 1 <= initial <= ceiling:
@@ -126,69 +145,102 @@ class AdaptiveLimiter:
         self._pacer = pacer
         self._throttles_seen = pacer.throttles
         self._clock = clock
+        self._on_grow = on_grow  # called with the increase whenever the bound grows
         self._fastest = float("inf")  # the shortest exchange seen: the bare round trip
-        self._round: list[float] = []  # exchange times of the current round
-        self._busy = 0  # answers of this round that left every slot taken
-        self._since_cut = initial  # answers since the last cut (a cut may come at once)
+        self._round = Round()
+        self._since_cut = initial  # exchanges ended since the last cut (one may come at once)
         self.peak = initial  # the highest bound reached, for the statistics
 
     @property
     def limit(self) -> int:
         return self._limit
 
-    @asynccontextmanager
-    async def exchange(self) -> AsyncIterator[Exchange]:
-        """Hold a slot for one HTTP exchange (one attempt) and learn from how long it took.
+    def exchange(self) -> _Slot:
+        """``async with limiter.exchange() as exchange:``: hold a slot for one HTTP exchange
+        (one attempt) and learn from how long it took.
 
-        The caller clears ``timed`` when the answer says nothing about the registry's speed
-        (a throttling or error answer comes back fast).
+        The caller clears ``exchange.timed`` when the answer says nothing about the
+        registry's speed (a throttling or error answer comes back fast).
         """
-        await self._limiter.acquire()
-        started = self._clock()
-        exchange = Exchange()
-        try:
-            yield exchange
-        except BaseException:
-            self._limiter.release()
-            raise
-        saturated = self._limiter.borrowed_tokens >= self._limiter.total_tokens
-        self._limiter.release()
-        elapsed = self._clock() - started if exchange.timed else None
-        self.observe(elapsed, saturated=saturated)
+        return _Slot(self)
 
-    def observe(self, elapsed: float | None, *, saturated: bool) -> None:
-        """Learn from one exchange: how long it took (None: not telling), and whether every
-        slot was taken."""
+    def start(self) -> Round:
+        """An exchange begins: it joins the current round, which closes once it is full."""
+        round_ = self._round
+        round_.started += 1
+        if round_.started >= max(8, self._limit):
+            round_.closed = True
+            self._round = Round()
+        return round_
+
+    def end(self, round_: Round, elapsed: float | None, *, saturated: bool) -> None:
+        """An exchange ended after ``elapsed`` seconds (None: its time tells nothing)."""
+        round_.ended += 1
         self._since_cut += 1
         if self._pacer.throttles != self._throttles_seen:
             # The host throttled: cut at once, then not again for a round, since the answers
             # already in flight carry the same news.
             self._throttles_seen = self._pacer.throttles
+            round_.throttled = True
             if self._since_cut >= self._limit:
                 self._recover_to = max(self._recover_to, self._limit)
                 self._set(self._limit // 2)
                 self._since_cut = 0
-            self._round.clear()
-            self._busy = 0
+        elif elapsed is not None:
+            self._fastest = min(self._fastest, elapsed)
+            round_.times.append(elapsed)
+            round_.busy += saturated
+        if round_.closed and round_.ended == round_.started:
+            self._judge(round_)
+
+    def _judge(self, round_: Round) -> None:
+        if round_.throttled or not round_.times:
             return
-        if elapsed is None:
-            return
-        self._fastest = min(self._fastest, elapsed)
-        self._round.append(elapsed)
-        self._busy += saturated
-        if len(self._round) < max(8, self._limit):
-            return
-        median = sorted(self._round)[len(self._round) // 2]
-        busy = self._busy * 2 >= len(self._round)
-        self._round.clear()
-        self._busy = 0
         if self._limit < self._recover_to:
             self._set(self._limit + 1)  # recovering from a throttling cut
-        elif busy and median <= 2 * self._fastest:
+            return
+        median = sorted(round_.times)[len(round_.times) // 2]
+        if round_.busy * 2 >= round_.started and median <= 1.5 * self._fastest:
+            # Answers take hardly longer than the bare round trip: nothing queues, so the
+            # link's latency bounds the throughput and more in flight gets more done.
             self._set(self._limit * 2)
             self._recover_to = self._limit
 
     def _set(self, limit: int) -> None:
-        self._limit = min(self._ceiling, max(1, limit))
+        old, self._limit = self._limit, min(self._ceiling, max(1, limit))
         self._limiter.total_tokens = self._limit
         self.peak = max(self.peak, self._limit)
+        if self._limit > old and self._on_grow is not None:
+            self._on_grow(self._limit - old)
+
+
+class _Slot:
+    """The context manager of `AdaptiveLimiter.exchange` (a class: this runs per request)."""
+
+    __slots__ = ("_exchange", "_limiter", "_owner", "_round", "_started")
+
+    def __init__(self, owner: AdaptiveLimiter) -> None:
+        self._owner = owner
+        self._limiter = owner._limiter
+
+    async def __aenter__(self) -> Exchange:
+        await self._limiter.acquire()
+        self._round = self._owner.start()
+        self._started = self._owner._clock()
+        self._exchange = Exchange()
+        return self._exchange
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        limiter = self._limiter
+        saturated = exc_type is None and limiter.borrowed_tokens >= limiter.total_tokens
+        limiter.release()
+        exchange = self._exchange
+        elapsed = None
+        if exc_type is None and exchange.timed:
+            elapsed = self._owner._clock() - self._started - exchange.connecting
+        self._owner.end(self._round, elapsed, saturated=saturated)

@@ -14,10 +14,9 @@ import random
 import ssl
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
+from types import SimpleNamespace
 
 import aiohttp
 import anyio
@@ -197,6 +196,7 @@ class Transport:
                 timeout=self._timeout,
                 headers={"User-Agent": USER_AGENT},
                 raise_for_status=False,
+                trace_configs=[_connection_timing()],
             )
         return self._session
 
@@ -232,7 +232,7 @@ class Transport:
             last = attempt == attempts
             await pacer.wait_turn()
             try:
-                async with limiter.exchange() if limiter else _untimed() as exchange:
+                async with limiter.exchange() if limiter else _Unlimited() as exchange:
                     resp = await self._attempt(
                         method,
                         url,
@@ -241,6 +241,7 @@ class Transport:
                         allow_redirects=allow_redirects,
                         data=data,
                         kind=kind,
+                        exchange=exchange,
                     )
                     exchange.timed = resp.status < 400
             except (ConnectError, RequestTimeout) as exc:
@@ -296,6 +297,7 @@ class Transport:
         allow_redirects: bool,
         data: dict[str, str] | None,
         kind: str | None,
+        exchange: Exchange | None = None,
     ) -> Response:
         session = self._get_session()
         shown = redact_url(url)
@@ -309,6 +311,7 @@ class Transport:
                 allow_redirects=allow_redirects,
                 ssl=self._ssl,
                 timeout=self._timeout,
+                trace_request_ctx=exchange,
             ) as resp:
                 body = await _read_body(resp, method, max_body, shown)
                 self.bytes_received += len(body)
@@ -350,9 +353,41 @@ class Transport:
             ) from exc
 
 
-@asynccontextmanager
-async def _untimed() -> AsyncIterator[Exchange]:
-    yield Exchange()
+class _Unlimited:
+    """What `AdaptiveLimiter.exchange` is to a request no limiter bounds."""
+
+    async def __aenter__(self) -> Exchange:
+        return Exchange()
+
+    async def __aexit__(self, *_: object) -> None:
+        return None
+
+
+def _connection_timing() -> aiohttp.TraceConfig:
+    """Tells each `Exchange` how long opening its connection took (new connections only), so
+    an adaptive limiter can tell handshakes from a registry's queue. A session the caller
+    gave us has no such hook: its exchanges are timed whole."""
+
+    async def started(
+        _: aiohttp.ClientSession,
+        ctx: SimpleNamespace,
+        __: aiohttp.TraceConnectionCreateStartParams,
+    ) -> None:
+        ctx.connect_started = time.monotonic()
+
+    async def ended(
+        _: aiohttp.ClientSession,
+        ctx: SimpleNamespace,
+        __: aiohttp.TraceConnectionCreateEndParams,
+    ) -> None:
+        exchange = ctx.trace_request_ctx
+        if isinstance(exchange, Exchange) and hasattr(ctx, "connect_started"):
+            exchange.connecting += time.monotonic() - ctx.connect_started
+
+    config = aiohttp.TraceConfig()
+    config.on_connection_create_start.append(started)
+    config.on_connection_create_end.append(ended)
+    return config
 
 
 def _origin(url: str | URL) -> str:

@@ -37,6 +37,7 @@ from env import BenchEnv, Expected, bench_env  # noqa: E402
 
 PYTHON = sys.executable
 SUMMARY = re.compile(r"^aioregistry: \d+ results, .*, ([0-9.]+) s$", re.MULTILINE)
+PEAK = re.compile(r"^aioregistry: \d+ results, .*, up to (\d+) in flight,", re.MULTILINE)
 TIME = "/usr/bin/time"
 
 
@@ -126,6 +127,8 @@ class Run:
     # The tool's own measure of its work, where it reports one: our scan's summary line (no
     # interpreter start-up), the limit's timed pass (no start-up, no URL discovery).
     work_seconds: float | None = None
+    # Our scan's most requests in flight (its adaptive concurrency's peak), from its summary.
+    peak_concurrency: int | None = None
 
 
 @dataclass
@@ -221,6 +224,7 @@ def run_once(env: BenchEnv, contender: Contender, repo: str, limit: int | None) 
     requests = _settled_count(env, mark)
     tokens = env.issuer.count - tokens_before
     work: float | None = None
+    peak: int | None = None
     if contender.is_limit:
         # Its untimed discovery pass (finding the URLs) is not the work: take its own count
         # and time of the timed pass.
@@ -231,7 +235,10 @@ def run_once(env: BenchEnv, contender: Contender, repo: str, limit: int | None) 
         summary = SUMMARY.search(proc.stderr)
         if summary:
             work = float(summary.group(1))
-    return Run(seconds, rss_kb / 1024, requests, tokens, tags, work)
+        in_flight = PEAK.search(proc.stderr)
+        if in_flight:
+            peak = int(in_flight.group(1))
+    return Run(seconds, rss_kb / 1024, requests, tokens, tags, work, peak)
 
 
 def _settled_count(env: BenchEnv, mark: int) -> int:
@@ -271,15 +278,20 @@ def measure(env: BenchEnv, rtts: list[float], runs: int, only: set[str] | None) 
     return rows
 
 
+SWEEP_LEVELS = ["8", "16", "32", "64", "128", "256", "auto"]
+
+
 def concurrency_sweep(
-    env: BenchEnv, rtts: list[float], levels: list[int]
-) -> dict[float, dict[int, float]]:
-    table: dict[float, dict[int, float]] = {}
+    env: BenchEnv, rtts: list[float], levels: list[str]
+) -> dict[float, dict[str, float]]:
+    """Whole-process seconds of our scan per RTT and ``--concurrency`` (``auto``: default)."""
+    table: dict[float, dict[str, float]] = {}
     for rtt in rtts:
         env.set_rtt(rtt)
         table[rtt] = {}
         for level in levels:
-            contender = Contender(f"c={level}", _ours(["--concurrency", str(level)]))
+            args = [] if level == "auto" else ["--concurrency", level]
+            contender = Contender(f"c={level}", _ours(args))
             table[rtt][level] = run_once(env, contender, "bench/many", None).seconds
     return table
 
@@ -305,7 +317,7 @@ def main() -> None:
     if args.rewrite:
         saved = json.loads(args.rewrite.read_text())
         rows = [Row(**{**r, "runs": [Run(**run) for run in r["runs"]]}) for r in saved["rows"]]
-        sweep = {float(k): {int(c): t for c, t in v.items()} for k, v in saved["sweep"].items()}
+        sweep = {float(k): dict(v) for k, v in saved["sweep"].items()}
         rtts = sorted({row.rtt for row in rows})
         report.write(args.rewrite.with_suffix(""), rows, sweep, saved["extras"], rtts)
         return
@@ -315,7 +327,7 @@ def main() -> None:
         bench_env(Path(workdir)) as env,
     ):
         rows = measure(env, rtts, args.runs, set(args.only) if args.only else None)
-        sweep = {} if args.no_extras else concurrency_sweep(env, rtts, [8, 16, 32, 64, 128])
+        sweep = {} if args.no_extras else concurrency_sweep(env, rtts, SWEEP_LEVELS)
     extras: dict[str, Any] = {}
     if not args.no_extras:
         import memory  # noqa: PLC0415

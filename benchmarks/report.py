@@ -36,6 +36,11 @@ def floor_seconds(rtt: float, requests: int, concurrency: int, depth: int) -> fl
     return max(depth, math.ceil(requests / concurrency)) * rtt
 
 
+def _level_order(level: str) -> tuple[bool, int]:
+    """Sweep columns: the fixed concurrencies in order, then ``auto`` (the default)."""
+    return (not level.isdigit(), int(level) if level.isdigit() else 0)
+
+
 def _fmt(seconds: float) -> str:
     return f"{seconds:.2f}" if seconds < 100 else f"{seconds:.0f}"
 
@@ -66,13 +71,16 @@ def _table(rows: list[Any], rtt: float, repo: str) -> list[str]:
             f"| {len(row.runs)} |"
         )
     if ours and limit and ours.work_median and limit.work_median:
-        floor = floor_seconds(rtt, int(ours.requests), DEFAULT_CONCURRENCY, depth=6)
+        peaks = [r.peak_concurrency for r in ours.runs if r.peak_concurrency]
+        concurrency = max(peaks) if peaks else DEFAULT_CONCURRENCY
+        floor = floor_seconds(rtt, int(ours.requests), concurrency, depth=6)
         lines.append("")
         lines.append(
             f"Ours over the limit, work against work (no interpreter start-up on either side): "
             f"**{ours.work_median / limit.work_median:.2f}×** ({_fmt(ours.work_median)} s against "
             f"{_fmt(limit.work_median)} s). Latency floor for {ours.requests:.0f} requests at "
-            f"concurrency {DEFAULT_CONCURRENCY}: {floor:.2f} s."
+            f"concurrency {concurrency}{' (the peak of our adaptive limit)' if peaks else ''}: "
+            f"{floor:.2f} s."
         )
     return lines
 
@@ -114,7 +122,7 @@ def _plot(path: Path, rows: list[Any], rtts: list[float]) -> bool:
 def write(
     stem: Path,
     rows: list[Any],
-    sweep: dict[float, dict[int, float]],
+    sweep: dict[float, dict[str, float]],
     extras: dict[str, Any],
     rtts: list[float],
 ) -> None:
@@ -143,7 +151,8 @@ def write(
             lines += _table(rows, rtt, repo)
             lines.append("")
     if sweep:
-        levels = sorted(next(iter(sweep.values())))
+        # Numbers in order, then "auto" (the default, adaptive).
+        levels = sorted(next(iter(sweep.values())), key=_level_order)
         lines += ["## Time against concurrency (aioregistry scan, bench/many)", ""]
         lines.append("| RTT | " + " | ".join(str(c) for c in levels) + " |")
         lines.append("| --- |" + " ---: |" * len(levels))

@@ -161,17 +161,33 @@ def test_retry_after_sets_the_pause_and_pauses_only_extend():
     assert pacer.resume_at == clock.now + 4.0  # a shorter pause does not cut a longer one
 
 
+def one(limiter: AdaptiveLimiter, elapsed: float | None, *, saturated: bool = True) -> None:
+    limiter.end(limiter.start(), elapsed, saturated=saturated)
+
+
 def feed(limiter: AdaptiveLimiter, rounds: int, elapsed: float, *, saturated: bool = True):
+    """Whole rounds: as many exchanges as the bound start, then all of them end."""
     for _ in range(rounds):
-        for _ in range(max(8, limiter.limit)):
-            limiter.observe(elapsed, saturated=saturated)
+        started = [limiter.start() for _ in range(max(8, limiter.limit))]
+        for round_ in started:
+            limiter.end(round_, elapsed, saturated=saturated)
+
+
+def test_a_round_is_judged_only_when_every_exchange_of_it_has_ended():
+    limiter = AdaptiveLimiter(16, 256, HostPacer())
+    started = [limiter.start() for _ in range(16)]
+    for round_ in started[:15]:  # the quick ones come back first...
+        limiter.end(round_, 0.100, saturated=True)
+    assert limiter.limit == 16
+    limiter.end(started[15], 0.100, saturated=True)  # ...the round is judged with the last
+    assert limiter.limit == 32
 
 
 def test_limit_doubles_while_latency_bounds_the_throughput():
     limiter = AdaptiveLimiter(16, 256, HostPacer())
     feed(limiter, 1, 0.100)
     assert limiter.limit == 32
-    feed(limiter, 1, 0.150)  # slower, but within twice the fastest: still latency-bound
+    feed(limiter, 1, 0.140)  # slower, but within 1.5 times the fastest: still latency-bound
     assert limiter.limit == 64
     feed(limiter, 10, 0.100)
     assert limiter.limit == 256  # never beyond the ceiling
@@ -180,7 +196,7 @@ def test_limit_doubles_while_latency_bounds_the_throughput():
 
 def test_limit_stays_when_answers_queue_or_demand_is_low():
     limiter = AdaptiveLimiter(64, 256, HostPacer())
-    limiter.observe(0.001, saturated=True)  # one quick answer sets the bare round trip
+    one(limiter, 0.001)  # one quick answer sets the bare round trip
     feed(limiter, 5, 0.040)  # the registry is the bottleneck: answers wait in its queue
     assert limiter.limit == 64
     idle = AdaptiveLimiter(64, 256, HostPacer())
@@ -193,17 +209,19 @@ def test_limit_halves_when_the_host_throttles_and_grows_back_to_where_it_was():
     limiter = AdaptiveLimiter(64, 64, pacer)
     pacer.throttled(0.0)
     pacer.throttled(0.0)
-    limiter.observe(0.01, saturated=True)
+    one(limiter, 0.01)
     assert limiter.limit == 32
     for _ in range(31):  # answers in flight carry the same news: no second cut this round
         pacer.throttled(0.0)
-        limiter.observe(0.01, saturated=True)
+        one(limiter, None)
     assert limiter.limit == 32
     pacer.throttled(0.0)
-    limiter.observe(0.01, saturated=True)
+    one(limiter, None)
     assert limiter.limit == 16
-    feed(limiter, 20, 0.5)  # no more throttling: one step per round, whatever the latency
-    assert limiter.limit == 36
+    # No more throttling: one step per round, whatever the latency; the first of these rounds
+    # holds the throttled answers, so it does not count.
+    feed(limiter, 20, 0.5)
+    assert limiter.limit == 16 + 19
     feed(limiter, 100, 0.5)
     assert limiter.limit == 64  # back to where it was, and the fixed ceiling holds
     assert limiter.peak == 64
