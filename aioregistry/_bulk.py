@@ -6,9 +6,10 @@ slows the fetching instead of filling memory:
     listing tasks ──jobs──▶ workers ──results──▶ the caller's ``async for``
 
 Each HTTP request takes a slot of a per-registry `AdaptiveLimiter` for the exchange only:
-by default it starts at 64 requests in flight and grows (up to 256) while the registry's
-latency, not its capacity, bounds the throughput, and halves when the registry throttles
-(`_pacing`); an explicit ``concurrency`` fixes the most it may reach. Nothing is fetched
+by default it starts at 64 requests in flight per 25 ms of round trip to the registry (at
+least 64, at most 256), grows (up to 256) while the registry's latency, not its capacity,
+bounds the throughput, and halves when the registry throttles (`_pacing`); an explicit
+``concurrency`` fixes the most it may reach. Nothing is fetched
 twice: index children, image manifests and configs are memoised by digest (single-flight,
 bounded LRU), tokens come from the client's cache, and a digest scan uses ``HEAD``.
 
@@ -243,6 +244,7 @@ class _Pipeline:
         self._client = client
         self._what = what
         # (where each host's limiter starts, the most it may reach)
+        self._adaptive = concurrency is None
         if concurrency is None:
             self._initial, self._ceiling = DEFAULT_SCAN_CONCURRENCY, MAX_SCAN_CONCURRENCY
         else:
@@ -408,13 +410,21 @@ class _Pipeline:
         limiter = self._limiters.get(info.host)
         if limiter is None:
             pacer = self._client._transport.pacer(info.base)
-            limiter = AdaptiveLimiter(self._initial, self._ceiling, pacer, on_grow=self._grew)
+            initial = self._initial
+            if self._adaptive and pacer.round_trip is not None:
+                # The requests needed in flight for a given throughput grow with the round
+                # trip (Little's law): 64 suits up to 25 ms, so a registry 100 ms away starts
+                # at 256 rather than spend its first round trips growing there.
+                initial = min(self._ceiling, max(initial, int(initial * pacer.round_trip / 0.025)))
+            limiter = AdaptiveLimiter(initial, self._ceiling, pacer, on_grow=self._grew)
             self._limiters[info.host] = limiter
+            self._grew(initial)
         return limiter
 
-    def _grew(self, increase: int) -> None:
+    def _grew(self, _increase: int) -> None:
+        """A limiter was made or grew: twice the requests all of them allow, in workers."""
         if self._hire is not None:
-            self._hire(self._workers + 2 * increase)
+            self._hire(2 * sum(limiter.limit for limiter in self._limiters.values()))
 
     async def _manifest(
         self, info: _RegistryInfo, ref: Reference, scope: str

@@ -23,6 +23,7 @@ from ._cli_scan import EXIT_OK, EXIT_USAGE, add_scan_arguments, run_scan
 from ._client import RegistryClient, RepoType
 from ._exceptions import RegistryError, TransportError, UsageError
 from ._references import DOCKER_HUB_REGISTRY, parse_reference, parse_repository
+from ._transport import Limits
 from ._version import __version__
 
 __all__ = ["main"]
@@ -163,6 +164,7 @@ async def _run(args: argparse.Namespace) -> int:
         insecure=args.insecure,
         ca_file=args.ca_file,
         plain_http=args.plain_http,
+        limits=Limits(requests_per_second=getattr(args, "max_rps", None)),
     ) as client:
         command = args.command
         if command == "scan":

@@ -43,6 +43,16 @@ def _concurrency(text: str) -> int:
     return value
 
 
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"invalid rate {text!r}: expected a number > 0")
+    return value
+
+
 def add_scan_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "targets",
@@ -71,6 +81,12 @@ def add_scan_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help=f"at most N requests in flight per registry (default: adaptive, from "
         f"{DEFAULT_SCAN_CONCURRENCY} up to {MAX_SCAN_CONCURRENCY}, halved when throttled)",
+    )
+    parser.add_argument(
+        "--max-rps",
+        type=_rate,
+        metavar="RPS",
+        help="start at most RPS requests per second to each registry (default: no cap)",
     )
     parser.add_argument(
         "--format",

@@ -463,9 +463,10 @@ class RegistryClient:
         ``digest`` (HEAD only), ``manifest`` or ``config``; ``platform`` picks an index entry
         (default linux/amd64) or, with ``"all"``, yields one result per platform.
         ``concurrency`` bounds the requests in flight per registry; by default (None) the
-        bound adapts: it starts at 64, grows up to 256 while the registry answers as fast as
-        ever (a distant registry: latency bounds the throughput), and halves whenever it
-        throttles (429/503), growing back once it stops. A failing tag yields a
+        bound adapts: it starts at 64 per 25 ms of round trip to the registry (at least 64,
+        at most 256), grows up to 256 while the registry answers as fast as ever (a distant
+        registry: latency bounds the throughput), and halves whenever it throttles (429/503),
+        growing back once it stops. A failing tag yields a
         result with ``error`` set; with ``fail_fast`` the first error is raised instead.
         ``resolve`` says how a tag becomes a manifest: ``get`` (one GET per tag, the fewest
         requests), ``head`` (HEAD per tag, then one GET per distinct digest: what Docker

@@ -51,6 +51,7 @@ class HostPacer:
         self._next_slot = 0.0  # the earliest start of the next request under the rate cap
         self.resume_at = 0.0  # no request to this host starts before this (clock time)
         self.throttles = 0  # 429/503 answers seen: a signal for adaptive limiters
+        self.round_trip: float | None = None  # the quickest answer seen (handshakes left out)
         self._level = 0  # consecutive throttling answers, for the exponential backoff
 
     async def wait_turn(self) -> None:
@@ -89,6 +90,11 @@ class HostPacer:
     def answered(self) -> None:
         """A normal answer: the next throttle starts the backoff from the bottom again."""
         self._level = 0
+
+    def answered_in(self, seconds: float) -> None:
+        """A successful exchange took ``seconds`` (without opening its connection)."""
+        if self.round_trip is None or seconds < self.round_trip:
+            self.round_trip = seconds
 
 
 class Exchange:

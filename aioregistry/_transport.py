@@ -233,6 +233,7 @@ class Transport:
             await pacer.wait_turn()
             try:
                 async with limiter.exchange() if limiter else _Unlimited() as exchange:
+                    sent = time.monotonic()
                     resp = await self._attempt(
                         method,
                         url,
@@ -244,6 +245,8 @@ class Transport:
                         exchange=exchange,
                     )
                     exchange.timed = resp.status < 400
+                    if exchange.timed:
+                        pacer.answered_in(time.monotonic() - sent - exchange.connecting)
             except (ConnectError, RequestTimeout) as exc:
                 retryable = isinstance(exc, RequestTimeout) or exc.retryable
                 wait = None if last or not retryable else self._backoff(attempt)

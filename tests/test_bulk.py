@@ -830,3 +830,28 @@ async def test_a_scan_outliving_its_client_fails_instead_of_leaking_a_session(re
     with pytest.raises(RuntimeError, match="closed"):
         async for _ in scan:
             pass
+
+
+def test_cli_scan_max_rps_caps_the_request_rate(registry_http):
+    host, content = registry_http.host, registry_http.content
+    many = content.many_repository
+    tags = sorted(content.many_tags)[:20]
+    images = [f"{host}/{many}:{tag}" for tag in tags]
+    result = _cli_scan(*images, "--what", "digest", "--format", "jsonl", "--max-rps", "20")
+    assert result.returncode == 0, result.stderr.decode()
+    records = [json.loads(line) for line in result.stdout.decode().splitlines()]
+    assert {r["tag"]: r["digest"] for r in records} == {
+        tag: content.many_tags[tag].digest for tag in tags
+    }
+    summary = _summary(result)
+    seconds = float(summary.rsplit(", ", 1)[1].removesuffix(" s"))
+    # 20 HEADs at 20 per second cannot start within less than 19 intervals of 50 ms.
+    assert seconds >= 19 / 20 - 0.02, summary
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "fast", "inf"])
+def test_cli_scan_rejects_a_bad_max_rps(registry_http, value):
+    result = _cli_scan(f"{registry_http.host}/x", "--max-rps", value)
+    assert result.returncode == 2
+    assert b"invalid rate" in result.stderr
+    assert b"Traceback" not in result.stderr

@@ -72,17 +72,21 @@ class Server:
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self.released.wait(), 30)
 
+    delay: float = 0.0  # added before every answer: a registry this far away
+
     async def dispatch(self, request: web.Request) -> web.StreamResponse:
         self.arrivals.append((time.monotonic(), request.path))
-        if request.path == "/v2/":
-            return web.json_response({})
-        if request.path.endswith("/tags/list"):
-            return web.json_response({"name": "test/pace", "tags": self.tags})
-        if "/blobs/" in request.path:
-            return web.Response(body=CONFIG)
+        if "/manifests/" not in request.path:
+            await asyncio.sleep(self.delay)
+            if request.path == "/v2/":
+                return web.json_response({})
+            if request.path.endswith("/tags/list"):
+                return web.json_response({"name": "test/pace", "tags": self.tags})
+            return web.Response(body=CONFIG)  # a blob
         self.in_flight += 1
         self.in_flight_at_arrival.append(self.in_flight)
         try:
+            await asyncio.sleep(self.delay)
             return await self.handler(request)
         finally:
             self.in_flight -= 1
@@ -361,3 +365,23 @@ async def test_scan_backs_off_when_the_registry_throttles_and_recovers_after(ser
     # Once the throttling stops, the bound grows back: more in flight than was allowed.
     assert max(seen[-150:]) > 2 * allowed
     assert scan.stats.retries > 0
+
+
+async def test_a_distant_registry_gets_more_requests_in_flight_from_the_start(serve):
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return manifest_response()
+
+    server = await serve(handler)
+    server.delay = 0.06  # every answer takes 60 ms, the ping's and the tag list's too
+    server.tags = [f"t{i:04d}" for i in range(600)]
+    async with (
+        client_for() as client,
+        client.scan(f"{server.host}/test/pace", what="digest") as scan,
+    ):
+        digests = {result.digest async for result in scan}
+    assert digests == {sha(MANIFEST)}
+    # 64 in flight suit a round trip up to 25 ms; 60 ms calls for about 2.4 times as many,
+    # which the scan starts with instead of growing there round by round (growing from 64,
+    # no more than 128 could be in flight among the first 200 requests).
+    assert scan.stats.concurrency[server.host] >= 150
+    assert max(server.in_flight_at_arrival[:200]) > 128

@@ -7,10 +7,15 @@ from typing_extensions import assert_type
 import aioregistry
 from aioregistry import (
     ConfigBlob,
+    Credentials,
     ImageIndex,
     ImageManifest,
+    Limits,
     Platform,
+    RateLimit,
     RegistryClient,
+    Retries,
+    ScanResult,
     Token,
 )
 
@@ -28,6 +33,17 @@ async def use() -> None:
         assert_type(await client.get_config("vieux/sshfs", repo_type="plugin"), ConfigBlob)
         assert_type(await client.get_token("ubuntu"), Token)
         assert_type(client.stats.total_requests, int)
+        assert_type(await client.get_rate_limit("ubuntu"), RateLimit)
+        async with client.scan("ubuntu", what="digest", concurrency=None) as scan:
+            async for result in scan:
+                assert_type(result, ScanResult)
+            assert_type(scan.stats.concurrency["registry-1.docker.io"], int)
+    async with RegistryClient(
+        credentials=Credentials("me", identity_token="refresh"),
+        limits=Limits(requests_per_second=50.0),
+        retries=Retries(attempts=6, total=120.0),
+    ) as client:
+        assert_type(await client.get_digest("ubuntu"), str)
     try:
         aioregistry.parse_reference("ubuntu")
     except aioregistry.InvalidReference as exc:
