@@ -432,17 +432,7 @@ class RegistryClient:
         self._check_open()
         ref = _as_reference(reference)
         info, scope = await self._pull(ref.repository, repo_type)
-        url = info.base.with_path(f"/v2/{ref.path}/manifests/{ref.identifier}", encoded=True)
-        resp = await self._request(
-            info,
-            scope,
-            "HEAD",
-            url,
-            accept=ACCEPT_MANIFESTS,
-            max_body=0,
-            what=f"rate limit of {ref}",
-            kind="manifest-head",
-        )
+        resp = await self._head(info, ref, scope, what=f"rate limit of {ref}")
         return parse_rate_limit(resp.headers)
 
     def scan(
@@ -544,18 +534,7 @@ class RegistryClient:
         limiter: AdaptiveLimiter | None = None,
     ) -> tuple[str | None, str | None]:
         """``HEAD`` a manifest: its digest (None if the header is missing) and media type."""
-        url = info.base.with_path(f"/v2/{ref.path}/manifests/{ref.identifier}", encoded=True)
-        resp = await self._request(
-            info,
-            scope,
-            "HEAD",
-            url,
-            accept=ACCEPT_MANIFESTS,
-            max_body=0,
-            what=f"digest of {ref}",
-            kind="manifest-head",
-            limiter=limiter,
-        )
+        resp = await self._head(info, ref, scope, what=f"digest of {ref}", limiter=limiter)
         media_type = (resp.header("Content-Type") or "").partition(";")[0].strip() or None
         digest = _header_digest(resp)
         if digest is not None and ref.digest is not None and digest != ref.digest:
@@ -565,6 +544,28 @@ class RegistryClient:
                 actual=digest,
             )
         return digest, media_type
+
+    async def _head(
+        self,
+        info: _RegistryInfo,
+        ref: Reference,
+        scope: str,
+        *,
+        what: str,
+        limiter: AdaptiveLimiter | None = None,
+    ) -> Response:
+        url = info.base.with_path(f"/v2/{ref.path}/manifests/{ref.identifier}", encoded=True)
+        return await self._request(
+            info,
+            scope,
+            "HEAD",
+            url,
+            accept=ACCEPT_MANIFESTS,
+            max_body=0,
+            what=what,
+            kind="manifest-head",
+            limiter=limiter,
+        )
 
     async def _fetch_blob(
         self,

@@ -18,6 +18,7 @@ import anyio
 import orjson
 import pytest
 from aiohttp import web
+from support.webapp import start_app
 
 from aioregistry import (
     DigestMismatch,
@@ -76,13 +77,7 @@ class Fake:
 @pytest.fixture
 async def fake() -> AsyncIterator[Fake]:
     fake = Fake()
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", fake.dispatch)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    runner, port = await start_app(fake.dispatch)
     fake.host = f"127.0.0.1:{port}"
     yield fake
     await runner.cleanup()

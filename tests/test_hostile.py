@@ -193,6 +193,24 @@ async def test_pagination_that_only_repeats_itself_under_new_links_stops(fake, c
     assert pages <= 3
 
 
+async def test_pagination_that_never_ends_stops_at_the_page_cap(fake, client, monkeypatch):
+    import aioregistry._client  # noqa: PLC0415  (the cap is 100,000 pages; 30 will do here)
+
+    monkeypatch.setattr(aioregistry._client, "MAX_PAGES", 30)
+    pages = 0
+
+    async def page(_: web.Request) -> web.Response:
+        nonlocal pages
+        pages += 1  # every page new, with new tags: only a cap can end this
+        headers = {"Link": f'</v2/x/tags/list?last=t{pages}&n=1>; rel="next"'}
+        return web.json_response({"name": "x", "tags": [f"t{pages}"]}, headers=headers)
+
+    fake.route("GET", "/v2/x/tags/list")(page)
+    with pytest.raises(InvalidContent, match="more than 30 pages"):
+        await client.list_tags(f"{fake.host}/x")
+    assert pages == 30
+
+
 @pytest.mark.parametrize(
     "target",
     ["http://[::1/v2/x/tags/list", "http://{host}:99999/x", "javascript:alert(1)", "//127.0.0.2/x"],

@@ -41,6 +41,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 from .content import DOCKER_LIST, PushedImage, PushedIndex, _image, _index
+from .webapp import start_app
 
 __all__ = [
     "DOCKER_HUB_SOURCE",
@@ -266,13 +267,7 @@ class FakeRegistry:
         return aiohttp.ClientSession(connector=connector)
 
     async def __aenter__(self) -> FakeRegistry:
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self._dispatch)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=self._ssl)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
+        self._runner, self.port = await start_app(self._dispatch, ssl_context=self._ssl)
         return self
 
     async def __aexit__(

@@ -15,6 +15,8 @@ from types import TracebackType
 
 from aiohttp import web
 
+from .webapp import start_app
+
 __all__ = ["DOCKER_CONFIG", "DOCKER_V2", "FakeServer", "Handler", "docker_manifest", "sha"]
 
 DOCKER_V2 = "application/vnd.docker.distribution.manifest.v2+json"
@@ -81,16 +83,8 @@ class FakeServer:
         return await handler(request)
 
     async def __aenter__(self) -> FakeServer:
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self._dispatch)
-        # Handlers that stream forever must stop when the client hangs up.
-        self._runner = web.AppRunner(
-            app, access_log=None, shutdown_timeout=1.0, handler_cancellation=True
-        )
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.address, 0)
-        await site.start()
-        self.host = f"{self.address}:{self._runner.addresses[0][1]}"
+        self._runner, port = await start_app(self._dispatch, self.address)
+        self.host = f"{self.address}:{port}"
         return self
 
     async def __aexit__(

@@ -34,6 +34,8 @@ import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 
+from .webapp import start_app
+
 __all__ = ["FAULTS", "RETRYABLE", "FaultProxy", "ProxyRecord"]
 
 FAULTS = ("503", "429", "reset", "stall", "truncate", "flip")
@@ -116,15 +118,8 @@ class FaultProxy:
         self._session = aiohttp.ClientSession(
             auto_decompress=False, timeout=aiohttp.ClientTimeout(total=60)
         )
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(
-            app, access_log=None, shutdown_timeout=1.0, handler_cancellation=True
-        )
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.host = f"127.0.0.1:{self._runner.addresses[0][1]}"
+        self._runner, port = await start_app(self._handle)
+        self.host = f"127.0.0.1:{port}"
         return self
 
     async def __aexit__(
