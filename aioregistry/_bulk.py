@@ -44,6 +44,7 @@ from ._models import (
     Platform,
 )
 from ._pacing import AdaptiveLimiter
+from ._ratelimit import RateLimit
 from ._references import (
     DOCKER_HUB_REGISTRY,
     Reference,
@@ -149,7 +150,8 @@ class ScanStats:
     """What a scan did: results and errors yielded, HTTP requests by kind, tokens, bytes.
 
     ``concurrency`` maps each registry host to the most requests the scan had in flight to it
-    (the adaptive limiter's peak).
+    (the adaptive limiter's peak); ``rate_limits`` the latest pull limit each host announced
+    (Docker Hub), for the hosts that announced one.
     """
 
     results: int
@@ -160,6 +162,7 @@ class ScanStats:
     retries: int
     seconds: float
     concurrency: Mapping[str, int] = field(default_factory=dict)
+    rate_limits: Mapping[str, RateLimit] = field(default_factory=dict)
 
     @property
     def total_requests(self) -> int:
@@ -290,6 +293,11 @@ class _Pipeline:
             retries=now.retries - before.retries,
             seconds=(self._ended or time.monotonic()) - start,
             concurrency={host: limiter.peak for host, limiter in self._limiters.items()},
+            rate_limits={
+                host: limit
+                for host, limit in self._client.rate_limits.items()
+                if host in self._limiters
+            },
         )
 
     async def iterate(self) -> AsyncGenerator[ScanResult, None]:

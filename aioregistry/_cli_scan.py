@@ -185,11 +185,16 @@ def _print_table(rows: list[tuple[str, ...]]) -> None:
 def _summary(stats: ScanStats) -> str:
     requests = ", ".join(f"{kind} {n}" for kind, n in sorted(stats.requests.items()))
     peak = max(stats.concurrency.values(), default=0)
+    limits = "".join(
+        f"{host} pulls left {limit.remaining}/{limit.limit}, "
+        for host, limit in sorted(stats.rate_limits.items())
+        if limit.remaining is not None
+    )
     return (
         f"aioregistry: {stats.results} results, {stats.errors} errors, "
         f"{stats.total_requests} requests ({requests or 'none'}), "
         f"{stats.tokens_fetched} tokens, {stats.retries} retries, "
-        f"up to {peak} in flight, "
+        f"up to {peak} in flight, {limits}"
         f"{stats.bytes_received / 1e6:.1f} MB, {stats.seconds:.2f} s"
     )
 

@@ -58,6 +58,7 @@ from ._models import (
     verify_digest,
 )
 from ._pacing import AdaptiveLimiter
+from ._ratelimit import LIMIT_HEADER as RATE_LIMIT_HEADER
 from ._ratelimit import RateLimit, parse_rate_limit
 from ._references import (
     DOCKER_HUB_REGISTRY,
@@ -183,6 +184,7 @@ class RegistryClient:
             helper_timeout=credential_helper_timeout,
         )
         self._realms_without_oauth: set[str] = set()  # answered our POST with 404/405
+        self._rate_limits: dict[str, RateLimit] = {}  # by registry host, the latest seen
         self._insecure = insecure
         self._plain_http = plain_http
         self._transport = Transport(
@@ -230,6 +232,12 @@ class RegistryClient:
                 if self._state is _State.CLOSED
                 else "use RegistryClient as 'async with RegistryClient() as client:'"
             )
+
+    @property
+    def rate_limits(self) -> Mapping[str, RateLimit]:
+        """The latest pull limit each registry host announced, on any response so far
+        (Docker Hub sends one with every manifest request; most registries never do)."""
+        return dict(self._rate_limits)
 
     @property
     def stats(self) -> ClientStats:
@@ -729,6 +737,8 @@ class RegistryClient:
                 break  # we already answered this kind of challenge; asking again cannot help
             info.challenge = challenge
         assert resp is not None  # noqa: S101
+        if RATE_LIMIT_HEADER in resp.headers:
+            self._rate_limits[info.host] = parse_rate_limit(resp.headers)
         if resp.status >= 400:
             raise self._error(resp, info, what)
         return resp

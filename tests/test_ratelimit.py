@@ -226,6 +226,50 @@ async def test_docker_hub_limit_from_a_head_that_uses_no_pull(hub, registry_cert
     assert all(s.auth_scheme == "bearer" for s in hub.requests(path="/v2/library/*"))
 
 
+@pytest.mark.anyio
+async def test_a_scan_reports_the_latest_limit_the_registry_announced(hub, registry_certs):
+    state = hub.registries["registry-1.docker.io"].rate_limit
+    async with simulated_client(hub, registry_certs.ca_file) as client:
+        async with client.scan("ubuntu", what="config") as scan:
+            results = [r async for r in scan]
+        assert [r.error for r in results] == [None]
+        # The scan's last manifest GET used a pull; the announcement after it is the latest.
+        expected = RateLimit(100, state.remaining, WINDOW, DOCKER_HUB_SOURCE)
+        assert state.remaining < 76
+        assert scan.stats.rate_limits == {"registry-1.docker.io": expected}
+        assert client.rate_limits == {"registry-1.docker.io": expected}
+
+
+@pytest.mark.anyio
+async def test_a_registry_that_announces_nothing_leaves_no_rate_limit(registry_http):
+    async with RegistryClient(use_env_credentials=False) as client:
+        async with client.scan(f"{registry_http.host}/test/single:v1") as scan:
+            assert [r.error async for r in scan] == [None]
+        assert scan.stats.rate_limits == {}
+        assert client.rate_limits == {}
+
+
+def test_the_scan_summary_shows_the_pulls_left():
+    from aioregistry._bulk import ScanStats  # noqa: PLC0415
+    from aioregistry._cli_scan import _summary  # noqa: PLC0415
+
+    stats = ScanStats(
+        results=3,
+        errors=0,
+        requests={"manifest-head": 3},
+        tokens_fetched=1,
+        bytes_received=10,
+        retries=0,
+        seconds=1.5,
+        concurrency={"registry-1.docker.io": 64},
+        rate_limits={"registry-1.docker.io": RateLimit(100, 73, WINDOW, DOCKER_HUB_SOURCE)},
+    )
+    line = _summary(stats)
+    assert "registry-1.docker.io pulls left 73/100, " in line
+    assert line.endswith(", 1.50 s")
+    assert DOCKER_HUB_SOURCE not in line
+
+
 # -- the CLI ------------------------------------------------------------------------------------
 
 
