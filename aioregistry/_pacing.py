@@ -74,8 +74,8 @@ class HostPacer:
         """The host answered 429/503: pause every request to it; returns the pause length.
 
         The pause is the server's ``Retry-After`` when it gave one, otherwise a backoff that
-        doubles with each throttling answer in a row (with full jitter), capped by
-        ``max_wait``.
+        doubles with each throttling answer in a row, capped by ``max_wait``, and drawn
+        between half and all of that (so many clients do not come back in step).
         """
         self.throttles += 1
         self._level += 1
