@@ -426,10 +426,10 @@ class _Pipeline:
                 initial = min(self._ceiling, max(initial, int(initial * pacer.round_trip / 0.025)))
             limiter = AdaptiveLimiter(initial, self._ceiling, pacer, on_grow=self._grew)
             self._limiters[info.host] = limiter
-            self._grew(initial)
+            self._grew()
         return limiter
 
-    def _grew(self, _increase: int) -> None:
+    def _grew(self) -> None:
         """A limiter was made or grew: twice the requests all of them allow, in workers."""
         if self._hire is not None:
             self._hire(2 * sum(limiter.limit for limiter in self._limiters.values()))

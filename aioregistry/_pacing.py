@@ -139,7 +139,7 @@ class AdaptiveLimiter:
         ceiling: int,
         pacer: HostPacer,
         *,
-        on_grow: Callable[[int], None] | None = None,
+        on_grow: Callable[[], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not 1 <= initial <= ceiling:
@@ -151,7 +151,7 @@ class AdaptiveLimiter:
         self._pacer = pacer
         self._throttles_seen = pacer.throttles
         self._clock = clock
-        self._on_grow = on_grow  # called with the increase whenever the bound grows
+        self._on_grow = on_grow  # called whenever the bound grows
         self._fastest = float("inf")  # the shortest exchange seen: the bare round trip
         self._round = Round()
         self._since_cut = initial  # exchanges ended since the last cut (one may come at once)
@@ -217,7 +217,7 @@ class AdaptiveLimiter:
         self._limiter.total_tokens = self._limit
         self.peak = max(self.peak, self._limit)
         if self._limit > old and self._on_grow is not None:
-            self._on_grow(self._limit - old)
+            self._on_grow()
 
 
 class _Slot:

@@ -16,7 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.certs import CertBundle, make_certs
+from support.certs import CertBundle, make_certs, make_server_cert
+from support.fakeregistry import SIMULATED_HOSTS
 from support.registry import Mode, RegistryProcess
 from support.tokens import TokenIssuer
 
@@ -55,6 +56,14 @@ def _registry(mode: Mode, workdir: Path, certs: CertBundle | None) -> Iterator[R
     with RegistryProcess(mode, workdir / mode, certs=certs) as registry:
         registry.push_content()
         yield registry
+
+
+@pytest.fixture(scope="session")
+def sim_cert(
+    registry_certs: CertBundle, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, Path]:
+    """A TLS certificate for the simulated public registries' names (support.fakeregistry)."""
+    return make_server_cert(registry_certs, tmp_path_factory.mktemp("sim"), SIMULATED_HOSTS)
 
 
 @pytest.fixture(scope="session")

@@ -280,13 +280,7 @@ async def test_redirect_to_another_host_drops_credentials(fake):
         cdn_seen.append(request)
         return web.Response(body=config)
 
-    cdn = web.Application()
-    cdn.router.add_get("/blob", cdn_blob)
-    runner = web.AppRunner(cdn)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.2", 0)
-    await site.start()
-    cdn_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    runner, cdn_port = await start_app(cdn_blob, "127.0.0.2")
     try:
 
         async def redirect(request: web.Request) -> web.Response:

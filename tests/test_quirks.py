@@ -12,14 +12,11 @@ from __future__ import annotations
 import base64
 import ssl
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import pytest
-from support.certs import make_server_cert
 from support.fakeregistry import (
     DOCKER_HUB_SOURCE,
     ECR_HOST,
-    SIMULATED_HOSTS,
     FakeRegistry,
     LoopbackResolver,
     Repo,
@@ -51,11 +48,6 @@ ECR_TAGS = [f"build-{i:04d}" for i in range(2500)]
 QUAY_TAGS = [f"v{(i * 37) % 130:03d}" for i in range(130)]
 
 
-@pytest.fixture(scope="module")
-def sim_cert(registry_certs, tmp_path_factory):
-    return make_server_cert(registry_certs, tmp_path_factory.mktemp("sim"), SIMULATED_HOSTS)
-
-
 @pytest.fixture
 async def sim(sim_cert) -> AsyncIterator[FakeRegistry]:
     async with FakeRegistry(*sim_cert) as fake:
@@ -83,26 +75,9 @@ async def sim(sim_cert) -> AsyncIterator[FakeRegistry]:
         yield fake
 
 
-@asynccontextmanager
-async def simulated_client(
-    fake: FakeRegistry, ca_file, credentials=None
-) -> AsyncIterator[tuple[RegistryClient, LoopbackResolver]]:
-    resolver = fake.resolver()
-    async with (
-        fake.session(resolver) as session,
-        RegistryClient(
-            session=session,
-            ca_file=str(ca_file),
-            credentials=credentials,
-            use_env_credentials=False,
-        ) as client,
-    ):
-        yield client, resolver
-
-
 @pytest.fixture
 async def anonymous(sim, registry_certs) -> AsyncIterator[tuple[RegistryClient, LoopbackResolver]]:
-    async with simulated_client(sim, registry_certs.ca_file) as pair:
+    async with sim.client(registry_certs.ca_file) as pair:
         yield pair
 
 
@@ -235,7 +210,7 @@ async def test_ghcr_private_anonymous_message_suggests_logging_in(anonymous):
 async def test_ghcr_private_package_with_a_token_as_password(sim, registry_certs):
     pushed = sim.registries["ghcr.io"].repos["owner/private"].tags["v1"]
     credentials = {"ghcr.io": ("me", GHCR_TOKEN)}
-    async with simulated_client(sim, registry_certs.ca_file, credentials) as (client, _):
+    async with sim.client(registry_certs.ca_file, credentials) as (client, _):
         assert await client.get_digest("ghcr.io/owner/private:v1") == pushed.digest
     (token_request,) = sim.requests(path="/token")
     assert token_request.status == 200
@@ -248,7 +223,7 @@ async def test_ghcr_private_package_with_a_token_as_password(sim, registry_certs
 @pytest.fixture
 async def ecr_client(sim, registry_certs) -> AsyncIterator[RegistryClient]:
     credentials = {ECR_HOST: ("AWS", ECR_PASSWORD)}
-    async with simulated_client(sim, registry_certs.ca_file, credentials) as (client, _):
+    async with sim.client(registry_certs.ca_file, credentials) as (client, _):
         yield client
 
 

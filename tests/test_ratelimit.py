@@ -12,15 +12,12 @@ import json
 import os
 import sys
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import anyio
 import pytest
 from multidict import CIMultiDict, CIMultiDictProxy
-from support.certs import make_server_cert
 from support.fakeregistry import (
     DOCKER_HUB_SOURCE,
-    SIMULATED_HOSTS,
     FakeRegistry,
     RateLimitState,
     Repo,
@@ -186,11 +183,6 @@ async def test_unknown_tag_is_not_found(registry_http):
 # -- against the Docker Hub simulator -----------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def sim_cert(registry_certs, tmp_path_factory):
-    return make_server_cert(registry_certs, tmp_path_factory.mktemp("sim"), SIMULATED_HOSTS)
-
-
 @pytest.fixture
 async def hub(sim_cert) -> AsyncIterator[FakeRegistry]:
     async with FakeRegistry(*sim_cert) as fake:
@@ -200,18 +192,9 @@ async def hub(sim_cert) -> AsyncIterator[FakeRegistry]:
         yield fake
 
 
-@asynccontextmanager
-async def simulated_client(fake, ca_file) -> AsyncIterator[RegistryClient]:
-    async with (
-        fake.session() as session,
-        RegistryClient(session=session, ca_file=str(ca_file), use_env_credentials=False) as client,
-    ):
-        yield client
-
-
 @pytest.mark.anyio
 async def test_docker_hub_limit_from_a_head_that_uses_no_pull(hub, registry_certs):
-    async with simulated_client(hub, registry_certs.ca_file) as client:
+    async with hub.client(registry_certs.ca_file) as (client, _):
         first = await client.get_rate_limit("ubuntu")
         again = await client.get_rate_limit("docker.io/library/ubuntu:latest")
         assert client.stats.requests["manifest-head"] == 2
@@ -229,7 +212,7 @@ async def test_docker_hub_limit_from_a_head_that_uses_no_pull(hub, registry_cert
 @pytest.mark.anyio
 async def test_a_scan_reports_the_latest_limit_the_registry_announced(hub, registry_certs):
     state = hub.registries["registry-1.docker.io"].rate_limit
-    async with simulated_client(hub, registry_certs.ca_file) as client:
+    async with hub.client(registry_certs.ca_file) as (client, _):
         async with client.scan("ubuntu", what="config") as scan:
             results = [r async for r in scan]
         assert [r.error for r in results] == [None]

@@ -17,6 +17,7 @@ import urllib.request
 
 import pytest
 from support.registry import RegistryProcess
+from support.webapp import start_app
 
 from aioregistry import Credentials, InsecureCredentials, RegistryClient, Unauthorized
 
@@ -253,13 +254,8 @@ async def test_identity_token_never_goes_in_clear_text_to_a_remote_realm():
         challenge = 'Bearer realm="http://192.0.2.1:5000/token",service="x"'
         return web.Response(status=401, headers={"WWW-Authenticate": challenge})
 
-    app = web.Application()
-    app.router.add_get("/v2/", v2)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host = f"127.0.0.1:{runner.addresses[0][1]}"
+    runner, port = await start_app(v2)
+    host = f"127.0.0.1:{port}"
     creds = {host: Credentials("", identity_token="refresh-secret")}
     try:
         async with RegistryClient(

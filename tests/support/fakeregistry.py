@@ -30,15 +30,18 @@ import re
 import secrets
 import socket
 import ssl
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Literal
+from typing import Any, Literal
 
 import aiohttp
 from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
+
+from aioregistry import RegistryClient
 
 from .content import DOCKER_LIST, PushedImage, PushedIndex, _image, _index
 from .webapp import start_app
@@ -256,6 +259,24 @@ class FakeRegistry:
 
     def resolver(self) -> LoopbackResolver:
         return LoopbackResolver(SIMULATED_HOSTS, self.port)
+
+    @asynccontextmanager
+    async def client(
+        self, ca_file: str | Path, credentials: Any = None
+    ) -> AsyncIterator[tuple[RegistryClient, LoopbackResolver]]:
+        """A `RegistryClient` that reaches the simulated names here (and its resolver, which
+        records what was looked up); no environment credentials."""
+        resolver = self.resolver()
+        async with (
+            self.session(resolver) as session,
+            RegistryClient(
+                session=session,
+                ca_file=str(ca_file),
+                credentials=credentials,
+                use_env_credentials=False,
+            ) as client,
+        ):
+            yield client, resolver
 
     def session(self, resolver: LoopbackResolver | None = None) -> aiohttp.ClientSession:
         """A session whose connector resolves the simulated names to this server.
