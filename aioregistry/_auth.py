@@ -102,9 +102,9 @@ def parse_www_authenticate(values: list[str] | tuple[str, ...] | str) -> list[Ch
                 raw = param.group(2)
                 if raw.startswith('"'):
                     if not _QUOTED.fullmatch(raw):
-                        # An unterminated quoted string: no value is better than a cut one.
-                        nxt = value.find(",", pos)
-                        pos = end if nxt < 0 else nxt + 1
+                        # An unterminated quoted string runs to the end of the header (a comma
+                        # after its quote is inside it): no value is better than a cut one.
+                        pos = end
                         continue
                     raw = re.sub(r"\\(.)", r"\1", raw[1:-1])
                 current[1][param.group(1).lower()] = raw

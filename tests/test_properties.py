@@ -299,6 +299,7 @@ def test_the_first_next_link_wins_and_other_rels_are_ignored():
 @modest
 @given(auth_token, auth_token, quoted_content.filter(lambda v: '"' not in v and "\\" not in v))
 @example("Bearer", "realm", "https://auth.example/token")
+@example("0", "0", ",0")  # a comma inside the open quote starts no new challenge
 def test_an_unterminated_quoted_value_is_never_cut_short(scheme, name, value):
     """``realm="https://a/token`` (no closing quote) must not become ``https://a/toke``."""
     (challenge,) = parse_www_authenticate(f'{scheme} {name}="{value}')
