@@ -4,9 +4,10 @@ async with aioregistry.RegistryClient() as client:
     digest = await client.get_digest("ubuntu:24.04")
 """
 
-from ._auth import Credentials, Token, TokenCache
-from ._bulk import Scan, ScanError, ScanResult, ScanStats
-from ._client import ClientStats, RegistryClient, RepoType
+from ._auth import Token, TokenCache
+from ._client import ClientStats, RegistryClient
+from ._config import Limits, Retries, Timeouts
+from ._credentials import Credentials
 from ._exceptions import (
     AuthenticationError,
     ConnectError,
@@ -41,7 +42,9 @@ from ._models import (
 )
 from ._ratelimit import RateLimit, parse_rate_limit
 from ._references import Reference, Repository, parse_reference, parse_repository
-from ._transport import Limits, Retries, Timeouts
+from ._scan import Scan
+from ._scan_results import Resolve, ScanError, ScanResult, ScanStats, What
+from ._scopes import RepoType
 from ._version import __version__
 
 __all__ = [
@@ -74,6 +77,7 @@ __all__ = [
     "RepoType",
     "Repository",
     "RequestTimeout",
+    "Resolve",
     "ResponseError",
     "Retries",
     "Scan",
@@ -89,6 +93,7 @@ __all__ = [
     "Unauthorized",
     "UnsupportedMediaType",
     "UsageError",
+    "What",
     "__version__",
     "parse_rate_limit",
     "parse_reference",

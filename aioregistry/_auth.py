@@ -1,12 +1,10 @@
-"""Authentication: challenges, scopes, credentials and the bearer-token cache.
+"""The auth protocol without I/O: challenges, token answers and the bearer-token cache.
 
 Nothing here does I/O except through the ``fetch`` callables it is handed, so every rule is
-testable without a network:
+testable without a network (the requests themselves are `_authflow`'s):
 
 - ``WWW-Authenticate`` headers may carry several challenges, and quoted values may contain
   commas and escaped quotes.
-- A scope is ``type[(class)]:name:actions``; the name may hold ``host:port``, so the type is
-  split off the left and the actions off the right.
 - A token answer holds ``token`` and/or ``access_token``; ``expires_in`` absent or below 60
   means 60 seconds; ``issued_at`` (RFC 3339) moves the expiry earlier when the token is old.
 - Tokens are cached per (realm, service, scope) and fetched single-flight.
@@ -14,41 +12,27 @@ testable without a network:
 
 from __future__ import annotations
 
-import base64
-import os
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING
-
-import orjson
 
 from ._exceptions import AuthenticationError
 from ._flight import SingleFlight
-
-if TYPE_CHECKING:
-    from ._credentials import ConfigFiles
+from ._models import load_object
 
 __all__ = [
-    "CATALOG_SCOPE",
     "MIN_TOKEN_LIFETIME",
     "Challenge",
-    "CredentialSource",
-    "Credentials",
-    "CredentialsLike",
     "Token",
     "TokenCache",
     "TokenKey",
     "parse_token_response",
     "parse_www_authenticate",
-    "repository_scope",
 ]
 
-CATALOG_SCOPE = "registry:catalog:*"
 MIN_TOKEN_LIFETIME = 60  # docs/spec/auth/token.md: absent or smaller means 60 seconds
-_REPO_TYPES = {"image": "repository", "plugin": "repository(plugin)"}
 
 _TOKEN68 = re.compile(r"[A-Za-z0-9._~+/-]+=*")
 _PARAM = re.compile(r'\s*([A-Za-z0-9_.!#$%&\'*+^`|~-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^,\s]*)\s*')
@@ -128,145 +112,6 @@ def parse_www_authenticate(values: list[str] | tuple[str, ...] | str) -> list[Ch
     return challenges
 
 
-def repository_scope(path: str, actions: str = "pull", repo_type: str = "image") -> str:
-    """``repository:library/ubuntu:pull`` or, for plugins, ``repository(plugin):name:pull``."""
-    try:
-        resource = _REPO_TYPES[repo_type]
-    except KeyError:
-        from ._exceptions import UsageError  # noqa: PLC0415  (cold path)
-
-        raise UsageError(
-            f"invalid repository type {repo_type!r}: expected one of {', '.join(_REPO_TYPES)}"
-        ) from None
-    return f"{resource}:{path}:{actions}"
-
-
-@dataclass(frozen=True, slots=True)
-class Credentials:
-    """A username and password, and/or an identity (OAuth2 refresh) token.
-
-    With ``identity_token`` a token server is asked with the OAuth2 ``refresh_token`` grant
-    (docker's ``identitytoken``, ACR's refresh tokens); otherwise with Basic. Neither the
-    password nor the identity token ever appears in a repr.
-    """
-
-    username: str
-    password: str = field(default="", repr=False)
-    identity_token: str | None = field(default=None, repr=False)
-
-    @property
-    def has_password(self) -> bool:
-        """Whether Basic credentials can be built (a password, not only a token)."""
-        return bool(self.password)
-
-    def basic_header(self) -> str:
-        raw = f"{self.username}:{self.password}".encode()
-        return "Basic " + base64.b64encode(raw).decode("ascii")
-
-    def describe(self) -> str:
-        """Who these credentials say we are, for messages: never a secret."""
-        if self.username and self.identity_token:
-            return f"{self.username!r} with an identity token"
-        if self.username:
-            return repr(self.username)
-        return "an identity token" if self.identity_token else "no user name"
-
-
-CredentialsLike = Credentials | tuple[str, str]
-_ANONYMOUS = "anonymous"
-
-
-class CredentialSource:
-    """Where credentials for a registry come from; the first source that has some wins.
-
-    1. ``explicit``: a mapping of registry hosts to credentials, or one `Credentials` for
-       every registry (the CLI's ``--username``/``--password-stdin``);
-    2. ``DOCKER_USER`` / ``DOCKER_PASSWORD`` (the old bash functions' variables), for whichever
-       registry the client talks to;
-    3. docker's ``config.json`` (helpers, ``credsStore``, ``auths``), then containers'
-       ``auth.json`` files (``_credentials.ConfigFiles``), unless ``use_config_files`` is false;
-    4. anonymous.
-
-    `lookup` answers from 1 and 2 without I/O; `resolve` (async: helpers are processes) goes
-    through all four and remembers, per host, what it answered last (`last`), for messages.
-    """
-
-    def __init__(
-        self,
-        explicit: Mapping[str, CredentialsLike] | CredentialsLike | None = None,
-        *,
-        use_env: bool = True,
-        use_config_files: bool = False,
-        environ: Mapping[str, str] | None = None,
-        helper_timeout: float | None = None,
-    ) -> None:
-        self._explicit: dict[str, Credentials] = {}
-        self._any: Credentials | None = None
-        if isinstance(explicit, (Credentials, tuple)):
-            self._any = _as_credentials(explicit)
-        else:
-            for host, given in (explicit or {}).items():
-                self._explicit[_host_key(host)] = _as_credentials(given)
-        env = os.environ if environ is None else environ
-        user, password = env.get("DOCKER_USER"), env.get("DOCKER_PASSWORD")
-        self._env = Credentials(user, password) if use_env and user and password else None
-        self._files: ConfigFiles | None = None
-        if use_config_files:
-            from ._credentials import HELPER_TIMEOUT, ConfigFiles  # noqa: PLC0415 (import cycle)
-
-            timeout = HELPER_TIMEOUT if helper_timeout is None else helper_timeout
-            self._files = ConfigFiles(environ, helper_timeout=timeout)
-        self._last: dict[str, tuple[Credentials | None, str]] = {}
-
-    @property
-    def config_files(self) -> ConfigFiles | None:
-        """The config-file source, when it is on (tests read its ``helper_runs``)."""
-        return self._files
-
-    def lookup(self, registry: str) -> tuple[Credentials | None, str]:
-        """Explicit or environment credentials for ``registry`` and where they came from."""
-        creds = self._explicit.get(_host_key(registry)) or self._any
-        if creds is not None:
-            return creds, "explicit credentials"
-        if self._env is not None:
-            return self._env, "DOCKER_USER/DOCKER_PASSWORD"
-        return None, _ANONYMOUS
-
-    async def resolve(
-        self, registry: str, repository: str | None = None
-    ) -> tuple[Credentials | None, str]:
-        """Credentials for ``registry`` (``repository`` picks path-scoped auth.json entries)."""
-        answer = self.lookup(registry)
-        if answer[0] is None and self._files is not None:
-            found = await self._files.find(registry, repository)
-            if found is not None:
-                answer = (found.credentials, found.source)
-        self._last[_host_key(registry)] = answer
-        return answer
-
-    def last(self, registry: str) -> tuple[Credentials | None, str]:
-        """What `resolve` last answered for ``registry`` (`lookup` if it never ran)."""
-        return self._last.get(_host_key(registry)) or self.lookup(registry)
-
-
-def _as_credentials(given: CredentialsLike) -> Credentials:
-    return given if isinstance(given, Credentials) else Credentials(*given)
-
-
-def _host_key(host: str) -> str:
-    """A registry as config files and callers spell it, reduced to one key per registry.
-
-    Scheme and path are dropped (docker's ``ConvertToHostname``), case is folded, and every
-    name of Docker Hub (``docker.io``, ``index.docker.io``, ``https://index.docker.io/v1/``)
-    becomes ``registry-1.docker.io``.
-    """
-    host = host.strip().lower()
-    host = host.removeprefix("https://").removeprefix("http://").split("/", 1)[0]
-    if host in ("docker.io", "index.docker.io"):
-        return "registry-1.docker.io"
-    return host
-
-
 @dataclass(frozen=True, slots=True)
 class Token:
     """A bearer token and when it stops being worth sending. ``value`` never appears in a repr."""
@@ -285,12 +130,7 @@ class Token:
 
 def parse_token_response(body: bytes, *, scope: str, now: float, realm: str) -> Token:
     """Read a token server's JSON answer (``token`` or ``access_token``, expiry fields)."""
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise AuthenticationError(f"token server {realm} sent invalid JSON ({exc})") from exc
-    if not isinstance(data, dict):
-        raise AuthenticationError(f"token server {realm} sent JSON that is not an object")
+    data = load_object(body, f"the answer of token server {realm}", error=AuthenticationError)
     value = data.get("token") or data.get("access_token")
     if not isinstance(value, str) or not value:
         raise AuthenticationError(f"token server {realm} answered without a token")

@@ -4,8 +4,10 @@ Output is made for pipes: a token or digest is one line; manifests and configs a
 bytes the registry sent (so ``aioregistry manifest -i x | sha256sum`` gives its digest); lists
 are JSON. Errors are one line on stderr (a traceback only with ``--debug``).
 
-Exit status: 0 success; 1 the registry answered with an error or with content we reject;
-2 bad usage or no answer at all (connection, TLS, timeout); 130 interrupted.
+Exit status: 0 success; 1 the registry answered with an error or with content we reject, or
+this machine's credential store failed (a broken config file, a credential helper missing,
+hanging or failing); 2 bad usage or no answer at all (connection, TLS, timeout); 130
+interrupted.
 """
 
 from __future__ import annotations
@@ -18,12 +20,13 @@ from collections.abc import Awaitable, Callable, Sequence
 import anyio
 import orjson
 
-from ._auth import Credentials
 from ._cli_scan import EXIT_OK, EXIT_USAGE, add_scan_arguments, run_scan
-from ._client import RegistryClient, RepoType
+from ._client import RegistryClient
+from ._config import Limits
+from ._credentials import Credentials
 from ._exceptions import RegistryError, TransportError, UsageError
-from ._references import DOCKER_HUB_REGISTRY, parse_reference, parse_repository
-from ._transport import Limits
+from ._references import parse_reference, parse_repository
+from ._scopes import RepoType
 from ._version import __version__
 
 __all__ = ["main"]
@@ -124,9 +127,9 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "-r",
         "--registry",
-        default=DOCKER_HUB_REGISTRY,
+        default="docker.io",
         metavar="HOST[:PORT]",
-        help=f"registry host (default {DOCKER_HUB_REGISTRY})",
+        help="registry host (default docker.io, i.e. Docker Hub)",
     )
     return parser
 
@@ -170,8 +173,8 @@ async def _run(args: argparse.Namespace) -> int:
         if command == "scan":
             return await run_scan(args, client)
         if command == "auth":
-            _line(f"credentials: {await client._describe_credentials(args.registry)}")
-            _line(await client._verify_credentials(args.registry))
+            _line(f"credentials: {await client.describe_credentials(args.registry)}")
+            _line(await client.verify_credentials(args.registry))
             return EXIT_OK
         if command == "token":
             repo = parse_repository(args.repository)

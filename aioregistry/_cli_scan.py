@@ -11,18 +11,13 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
-from typing import IO, Any
+from typing import Any
 
-import orjson
-
-from ._bulk import (
-    DEFAULT_SCAN_CONCURRENCY,
-    MAX_SCAN_CONCURRENCY,
-    ScanResult,
-    ScanStats,
-    is_connection_failure,
-)
 from ._client import RegistryClient
+from ._exceptions import TransportError, UsageError
+from ._output import FORMATS, writer
+from ._scan import DEFAULT_SCAN_CONCURRENCY, MAX_SCAN_CONCURRENCY
+from ._scan_results import ScanResult, ScanStats
 
 __all__ = ["EXIT_OK", "EXIT_SOME_FAILED", "EXIT_USAGE", "add_scan_arguments", "run_scan"]
 
@@ -90,96 +85,10 @@ def add_scan_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--format",
-        choices=("jsonl", "json", "table"),
+        choices=FORMATS,
         help="output format (default: table on a terminal, jsonl otherwise)",
     )
     parser.add_argument("--fail-fast", action="store_true", help="stop at the first tag that fails")
-
-
-class _Output:
-    """Writes results in the chosen format; jsonl and json stream, table waits for the end."""
-
-    def __init__(self, fmt: str, out: IO[bytes], *, include_manifest: bool) -> None:
-        self.fmt = fmt
-        self.include_manifest = include_manifest
-        self.out = out
-        self.rows: list[tuple[str, ...]] = []
-        self.first = True
-
-    def add(self, result: ScanResult) -> None:
-        if self.fmt == "table":
-            self.rows.append(_row(result))
-            return
-        data = orjson.dumps(result.to_json(include_manifest=self.include_manifest))
-        if self.fmt == "jsonl":
-            self.out.write(data + b"\n")
-        else:
-            self.out.write((b"[\n" if self.first else b",\n") + data)
-        self.first = False
-
-    def flush(self) -> None:
-        if self.fmt != "table":
-            self.out.flush()
-
-    def close(self) -> None:
-        if self.fmt == "json":
-            self.out.write(b"[]\n" if self.first else b"\n]\n")
-            self.out.flush()
-        elif self.fmt == "table":
-            _print_table(self.rows)
-
-
-def _short(digest: str | None) -> str:
-    # Twelve hex digits, as docker shows image IDs; the full digests are in jsonl and json.
-    return digest.partition(":")[2][:12] if digest else "-"
-
-
-def _row(result: ScanResult) -> tuple[str, ...]:
-    created = ""
-    if result.config is not None:
-        value = result.config.data.get("created")
-        created = value[:19] if isinstance(value, str) else ""
-    error = f"{result.error.type}: {result.error.message}" if result.error else ""
-    return (
-        result.reference,
-        result.platform or "-",
-        _short(result.digest),
-        _short(result.manifest_digest),
-        _short(result.config_digest),
-        created,
-        error,
-    )
-
-
-def _print_table(rows: list[tuple[str, ...]]) -> None:
-    from rich.console import Console  # noqa: PLC0415  (only tables and progress need rich)
-    from rich.table import Table  # noqa: PLC0415
-
-    # One registry (the usual case): name it once in the title, not on every row.
-    registries = {row[0].split("/", 1)[0] for row in rows}
-    title = None
-    if len(registries) == 1:
-        title = f"registry {registries.pop()}"
-        rows = [(row[0].split("/", 1)[1], *row[1:]) for row in rows]
-    table = Table(box=None, header_style="bold", pad_edge=False, title=title, title_justify="left")
-    names = ["REFERENCE", "PLATFORM", "DIGEST", "MANIFEST", "CONFIG", "CREATED", "ERROR"]
-    # Columns with nothing to show (no config fetched, no errors) are left out.
-    keep = [
-        i for i, name in enumerate(names) if i < 2 or any(row[i] not in ("", "-") for row in rows)
-    ]
-    for i in keep:
-        name = names[i]
-        if name == "REFERENCE":
-            table.add_column(name, no_wrap=True, overflow="fold", ratio=3)
-        elif name == "ERROR":
-            table.add_column(name, overflow="fold", ratio=2, min_width=30)
-        else:
-            table.add_column(name, no_wrap=True, min_width=len(rows[0][i]) if rows else 0)
-    for row in sorted(rows):
-        table.add_row(*(row[i] for i in keep), style="red" if row[-1] else None)
-    # On a terminal rich fits the table to its width; into a file or pipe, never wrap rows.
-    width = None if sys.stdout.isatty() else 100_000
-    Console(file=sys.stdout, width=width).print(table)
 
 
 def _summary(stats: ScanStats) -> str:
@@ -211,7 +120,7 @@ async def run_scan(args: argparse.Namespace, client: RegistryClient) -> int:
         fail_fast=args.fail_fast,
         repo_type=args.repo_type,
     )
-    output = _Output(fmt, sys.stdout.buffer, include_manifest=args.what == "manifest")
+    output = writer(fmt, sys.stdout.buffer, include_manifest=args.what == "manifest")
     unreachable = False
     progress, advance = _progress() if sys.stderr.isatty() else (None, None)
     try:
@@ -222,7 +131,7 @@ async def run_scan(args: argparse.Namespace, client: RegistryClient) -> int:
                     # A reader downstream sees each result as soon as no other is waiting;
                     # a burst of results costs one write, not one each.
                     output.flush()
-                unreachable = unreachable or is_connection_failure(result)
+                unreachable = unreachable or _is_connection_failure(result)
                 if advance is not None:
                     advance(scan.total, scan.listed)
     finally:
@@ -235,6 +144,15 @@ async def run_scan(args: argparse.Namespace, client: RegistryClient) -> int:
         print(f"aioregistry: error: {for_error}", file=sys.stderr)  # noqa: T201
         return EXIT_USAGE
     return EXIT_SOME_FAILED if scan.stats.errors else EXIT_OK
+
+
+def _is_connection_failure(result: ScanResult) -> bool:
+    """A repository that could not even be listed for want of a connection (exit 2)."""
+    return (
+        result.tag is None
+        and result.error is not None
+        and isinstance(result.error.exception, (TransportError, UsageError))
+    )
 
 
 def _progress() -> tuple[Any, Callable[[int, bool], None]]:

@@ -7,8 +7,9 @@ OS errors are translated into it in exactly one place (`_transport.Transport.sen
     ├── UsageError                  the caller asked for something malformed (also ValueError)
     │   ├── InvalidReference        an image reference or repository name that breaks the grammar
     │   ├── InvalidPlatform         a platform that is not os/arch[/variant]
-    │   ├── InsecureCredentials     credentials would travel in clear text to a remote host
-    │   └── CredentialsError        a broken credentials file, or a credential helper that failed
+    │   └── InsecureCredentials     credentials would travel in clear text to a remote host
+    ├── CredentialsError            this machine's credential store failed: a broken docker or
+    │                               containers config file, a helper missing, hanging or failing
     ├── TransportError              the request did not get an HTTP answer
     │   ├── ConnectError            refused, unreachable, name resolution failed
     │   ├── TLSError                certificate not trusted, hostname mismatch, not TLS
@@ -76,10 +77,11 @@ class InsecureCredentials(UsageError):
     """Credentials would be sent in clear text to a host that is not loopback."""
 
 
-class CredentialsError(UsageError):
+class CredentialsError(RegistryError):
     """A credentials file is broken, or a credential helper is missing, hangs or fails.
 
-    The message names the file or the helper, never a secret.
+    Not a usage error: the command was right, the machine's credential store is not. The
+    message names the file or the helper, never a secret.
     """
 
 

@@ -1,18 +1,20 @@
 """Single-flight: many tasks asking for the same missing value cause one computation.
 
-Used for bearer tokens (a thousand tasks asking for a new scope make one token request) and
-for registry pings (one ``GET /v2/`` per host). Waiters share the leader's result or its error;
-if the leader is cancelled, the next waiter becomes the leader instead of failing.
+Used for bearer tokens (a thousand tasks asking for a new scope make one token request), for
+registry pings (one ``GET /v2/`` per host) and, through `Memo`, for a scan's manifests and
+configs (one fetch per digest). Waiters share the leader's result or its error; if the leader
+is cancelled, the next waiter becomes the leader instead of failing.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
 
 import anyio
 
-__all__ = ["SingleFlight"]
+__all__ = ["Memo", "SingleFlight"]
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -63,3 +65,28 @@ class SingleFlight(Generic[K, V]):
         finally:
             del self._flights[key]
             flight.done.set()
+
+
+class Memo(Generic[K, V]):
+    """Single-flight memo with a bounded LRU of finished values; failures are not kept."""
+
+    def __init__(self, size: int) -> None:
+        self._values: OrderedDict[K, V] = OrderedDict()
+        self._flight: SingleFlight[K, V] = SingleFlight()
+        self._size = size
+
+    async def get(self, key: K, compute: Callable[[], Awaitable[V]]) -> V:
+        if key in self._values:
+            self._values.move_to_end(key)
+            return self._values[key]
+
+        async def compute_and_keep() -> V:
+            if key in self._values:
+                return self._values[key]
+            value = await compute()
+            self._values[key] = value
+            if len(self._values) > self._size:
+                self._values.popitem(last=False)
+            return value
+
+        return await self._flight.do(key, compute_and_keep)

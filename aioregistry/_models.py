@@ -20,51 +20,31 @@ from ._exceptions import (
     InvalidContent,
     InvalidPlatform,
     NoMatchingPlatform,
+    RegistryError,
     UnsupportedMediaType,
+)
+from ._media import (
+    DOCKER_PLUGIN_CONFIG,
+    INDEX_MEDIA_TYPES,
+    MANIFEST_MEDIA_TYPES,
+    OCI_INDEX,
+    OCI_MANIFEST,
+    SCHEMA1_MEDIA_TYPES,
 )
 
 __all__ = [
-    "ACCEPT_MANIFESTS",
     "DEFAULT_PLATFORM",
-    "DOCKER_CONFIG",
-    "DOCKER_MANIFEST",
-    "DOCKER_MANIFEST_LIST",
-    "DOCKER_PLUGIN_CONFIG",
-    "INDEX_MEDIA_TYPES",
-    "MANIFEST_MEDIA_TYPES",
-    "OCI_CONFIG",
-    "OCI_INDEX",
-    "OCI_MANIFEST",
-    "SCHEMA1_MEDIA_TYPES",
     "ConfigBlob",
     "Descriptor",
     "ImageIndex",
     "ImageManifest",
     "Platform",
+    "as_platform",
     "compute_digest",
+    "load_object",
     "parse_manifest",
     "verify_digest",
 ]
-
-DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
-DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
-DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
-DOCKER_PLUGIN_CONFIG = "application/vnd.docker.plugin.v1+json"
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
-SCHEMA1_MEDIA_TYPES = frozenset(
-    {
-        "application/vnd.docker.distribution.manifest.v1+json",
-        "application/vnd.docker.distribution.manifest.v1+prettyjws",
-    }
-)
-INDEX_MEDIA_TYPES = frozenset({OCI_INDEX, DOCKER_MANIFEST_LIST})
-MANIFEST_MEDIA_TYPES = frozenset({OCI_MANIFEST, DOCKER_MANIFEST})
-
-# Every type we can read, indexes first: without an OCI type distribution answers 404 for
-# OCI content, and without the list types it silently serves the linux/amd64 child.
-ACCEPT_MANIFESTS = ", ".join((OCI_INDEX, DOCKER_MANIFEST_LIST, OCI_MANIFEST, DOCKER_MANIFEST))
 
 _HASHES = {"sha256": hashlib.sha256, "sha512": hashlib.sha512}
 _PLATFORM_PART = re.compile(r"[A-Za-z0-9_.+-]+")
@@ -164,6 +144,11 @@ class Platform:
 DEFAULT_PLATFORM = Platform("linux", "amd64")  # what a multi-arch tag resolves to by default
 
 
+def as_platform(platform: str | Platform) -> Platform:
+    """``platform`` itself, or parsed from ``os/arch[/variant]``."""
+    return Platform.parse(platform) if isinstance(platform, str) else platform
+
+
 @dataclass(frozen=True, slots=True)
 class Descriptor:
     """A content descriptor: what a manifest or index says about another blob or manifest."""
@@ -220,7 +205,7 @@ class ImageManifest:
 
     def json(self) -> dict[str, Any]:
         """The manifest as parsed JSON (a fresh dict each call)."""
-        return _load_object(self.raw, f"manifest {self.digest}")
+        return load_object(self.raw, f"manifest {self.digest}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,7 +225,7 @@ class ImageIndex:
 
     def select(self, platform: Platform | str) -> Descriptor:
         """The first entry that matches ``platform``; attestation entries are never chosen."""
-        wanted = Platform.parse(platform) if isinstance(platform, str) else platform
+        wanted = as_platform(platform)
         for descriptor in self.manifests:
             if descriptor.platform is not None and descriptor.platform.matches(wanted):
                 return descriptor
@@ -254,7 +239,7 @@ class ImageIndex:
 
     def json(self) -> dict[str, Any]:
         """The index as parsed JSON (a fresh dict each call)."""
-        return _load_object(self.raw, f"index {self.digest}")
+        return load_object(self.raw, f"index {self.digest}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,17 +258,20 @@ class ConfigBlob:
 
     @classmethod
     def parse(cls, raw: bytes, *, media_type: str, digest: str) -> ConfigBlob:
-        data = _load_object(raw, f"config {digest}")
+        data = load_object(raw, f"config {digest}")
         return cls(media_type, digest, raw, data)
 
 
-def _load_object(raw: bytes, where: str) -> dict[str, Any]:
+def load_object(
+    raw: bytes, where: str, *, error: type[RegistryError] = InvalidContent
+) -> dict[str, Any]:
+    """The JSON object ``raw`` holds; anything else raises ``error`` naming ``where``."""
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise InvalidContent(f"{where}: body is not valid JSON ({exc})") from exc
+        raise error(f"{where} is not valid JSON ({exc})") from exc
     if not isinstance(data, dict):
-        raise InvalidContent(f"{where}: body is not a JSON object")
+        raise error(f"{where} does not hold a JSON object")
     return data
 
 
@@ -297,7 +285,7 @@ def parse_manifest(
             f"{where}: Docker schema 1 manifests ({header_type}) are not supported",
             media_type=header_type,
         )
-    data = _load_object(raw, where)
+    data = load_object(raw, where)
     body_type = data.get("mediaType")
     media_type = body_type if isinstance(body_type, str) and body_type else header_type
     if not media_type:

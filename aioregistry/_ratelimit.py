@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-__all__ = ["RateLimit", "parse_rate_limit"]
+__all__ = ["LIMIT_HEADER", "RateLimit", "parse_rate_limit"]
 
 LIMIT_HEADER = "ratelimit-limit"
 REMAINING_HEADER = "ratelimit-remaining"

@@ -56,6 +56,7 @@ __all__ = [
     "parse_reference",
     "parse_registry",
     "parse_repository",
+    "registry_key",
     "split_digest",
 ]
 
@@ -193,6 +194,19 @@ def parse_registry(text: str) -> str:
             "or is 'localhost'"
         )
     return host
+
+
+def registry_key(text: str) -> str:
+    """A registry as config files and callers spell it, reduced to one key per registry.
+
+    Lenient where `parse_registry` is strict, as docker's ``ConvertToHostname`` is: scheme and
+    path are dropped (``https://host:5000/v2/`` is ``host:5000``), case is folded, and every
+    name of Docker Hub (``docker.io``, ``index.docker.io``, ``https://index.docker.io/v1/``)
+    becomes `DOCKER_HUB_REGISTRY`.
+    """
+    host = text.strip().lower()
+    host = host.removeprefix("https://").removeprefix("http://").split("/", 1)[0]
+    return DOCKER_HUB_REGISTRY if host in _DOCKER_HUB_ALIASES else host
 
 
 def parse_digest(text: str) -> str:

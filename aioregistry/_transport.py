@@ -1,9 +1,10 @@
 """The one place HTTP happens.
 
 `Transport` owns (or borrows) one aiohttp ``ClientSession``; `Transport.send` is the choke
-point that turns aiohttp, ssl and OS exceptions into `TransportError` subclasses and reads
-bodies under a size cap. `error_for_response` turns an error status and its body (an OCI
-``{"errors": [...]}`` document, plain text or HTML) into a `ResponseError` subclass.
+point that turns aiohttp, ssl and OS exceptions into `TransportError` subclasses, reads bodies
+under a size cap, retries what may be retried (`Retries`), paces each host (`_pacing`) and
+counts every exchange (`_stats.Meter`). Error statuses come back as `_responses.Response`
+values: what they mean is the caller's to say.
 """
 
 from __future__ import annotations
@@ -13,126 +14,31 @@ import os
 import random
 import ssl
 import time
-from collections import Counter
-from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from types import SimpleNamespace
 
 import aiohttp
 import anyio
-import orjson
-from multidict import CIMultiDictProxy
 from yarl import URL
 
+from ._config import DEFAULT_LIMITS, DEFAULT_RETRIES, DEFAULT_TIMEOUTS, Limits, Retries, Timeouts
 from ._exceptions import (
     ConnectError,
-    ErrorDetail,
-    Forbidden,
     InvalidContent,
-    NotFound,
     RequestTimeout,
-    ResponseError,
     TLSError,
-    TooManyRequests,
     TransportError,
-    Unauthorized,
     UsageError,
 )
 from ._pacing import AdaptiveLimiter, Exchange, HostPacer
+from ._responses import ERROR_BODY_LIMIT, Response, redact_url, retry_after
+from ._stats import Meter
 from ._version import __version__
 
-__all__ = [
-    "DEFAULT_LIMITS",
-    "DEFAULT_RETRIES",
-    "DEFAULT_TIMEOUTS",
-    "ERROR_BODY_LIMIT",
-    "Limits",
-    "Response",
-    "Retries",
-    "Timeouts",
-    "Transport",
-    "error_for_response",
-    "redact_url",
-]
+__all__ = ["Transport"]
 
-ERROR_BODY_LIMIT = 64 * 1024
 USER_AGENT = f"aioregistry/{__version__}"
-
-
-@dataclass(frozen=True, slots=True)
-class Timeouts:
-    """Deadlines in seconds: ``connect`` (incl. TLS), ``read`` (between bytes), ``total``."""
-
-    connect: float = 10.0
-    read: float = 60.0
-    total: float | None = 300.0
-
-
-@dataclass(frozen=True, slots=True)
-class Limits:
-    """Connection pool size and request rate.
-
-    ``max_connections`` in all and ``per_host`` for one host (0: no cap); the pool is sized
-    for a scan's adaptive concurrency, which may reach 256 requests in flight to a distant
-    registry. ``requests_per_second`` caps the requests started per host (None: no cap).
-    """
-
-    max_connections: int = 256
-    per_host: int = 0
-    requests_per_second: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Retries:
-    """Retries of idempotent requests (GET, HEAD) on 429, 502, 503, 504, dropped connections
-    and timeouts.
-
-    ``attempts`` counts the first try; waits start at ``backoff`` seconds and double, with full
-    jitter; a server's ``Retry-After`` (seconds or an HTTP date) is honoured up to
-    ``max_wait``, beyond which the error is returned at once. No retry starts later than
-    ``total`` seconds after the first try. A 429 or 503 pauses every request to that host,
-    not just the one that got it (`_pacing.HostPacer`). ``Retries(attempts=1)`` switches
-    retrying off.
-    """
-
-    attempts: int = 4
-    backoff: float = 0.25
-    max_wait: float = 10.0
-    total: float = 60.0
-
-
-DEFAULT_TIMEOUTS = Timeouts()
-DEFAULT_LIMITS = Limits()
-DEFAULT_RETRIES = Retries()
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 THROTTLE_STATUSES = frozenset({429, 503})  # the host asks everyone to slow down
-
-
-@dataclass(frozen=True, slots=True)
-class Response:
-    """A finished HTTP exchange: status, headers and the whole (capped) body."""
-
-    method: str
-    url: str
-    status: int
-    reason: str
-    headers: CIMultiDictProxy[str]
-    body: bytes
-
-    def header(self, name: str) -> str | None:
-        return self.headers.get(name)
-
-
-def redact_url(url: str | URL) -> str:
-    """A URL fit for messages: no user info, no query values (they may hold state or secrets)."""
-    parsed = URL(url) if isinstance(url, str) else url
-    if parsed.user or parsed.password:
-        parsed = parsed.with_user(None)
-    if parsed.query_string:
-        parsed = parsed.with_query(
-            {k: "..." if k not in ("n", "last") else v for k, v in parsed.query.items()}
-        )
-    return str(parsed)
 
 
 def _ssl_context(*, insecure: bool, ca_file: str | None) -> ssl.SSLContext:
@@ -164,10 +70,10 @@ class Transport:
         timeouts: Timeouts = DEFAULT_TIMEOUTS,
         limits: Limits = DEFAULT_LIMITS,
         retries: Retries = DEFAULT_RETRIES,
+        meter: Meter | None = None,
     ) -> None:
-        self.insecure = insecure
         self._retries = retries
-        self.retries = 0  # retried attempts, for the statistics
+        self.meter = meter or Meter()
         self._ssl = _ssl_context(insecure=insecure, ca_file=ca_file)
         self._timeout = aiohttp.ClientTimeout(
             total=timeouts.total, sock_connect=timeouts.connect, sock_read=timeouts.read
@@ -177,8 +83,6 @@ class Transport:
         self._session = session
         self._owns_session = session is None
         self._closed = False
-        self.requests: Counter[str] = Counter()  # by kind of request
-        self.bytes_received = 0
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._closed:
@@ -256,20 +160,20 @@ class Transport:
                 if resp.status not in RETRY_STATUSES:
                     pacer.answered()
                     return resp
-                retry_after = _retry_after(resp.header("Retry-After"))
-                if retry_after is not None and retry_after > self._retries.max_wait:
+                asked = retry_after(resp.header("Retry-After"))
+                if asked is not None and asked > self._retries.max_wait:
                     return resp  # the server asks for a longer wait than we are willing to
                 if resp.status in THROTTLE_STATUSES:
                     # Everyone waits, at the top of the loop: one 429 slows the whole
                     # fan-out to this host, not just this task.
-                    wait = pacer.throttled(retry_after)
+                    wait = pacer.throttled(asked)
                 else:
-                    wait = retry_after if retry_after is not None else self._backoff(attempt)
+                    wait = asked if asked is not None else self._backoff(attempt)
                 if last or time.monotonic() + wait - started > self._retries.total:
                     return resp
                 if resp.status in THROTTLE_STATUSES:
                     wait = 0.0
-            self.retries += 1
+            self.meter.retry()
             await anyio.sleep(wait)
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -304,7 +208,7 @@ class Transport:
     ) -> Response:
         session = self._get_session()
         shown = redact_url(url)
-        self.requests[kind or method] += 1
+        self.meter.request(kind or method)
         try:
             async with session.request(
                 method,
@@ -317,7 +221,7 @@ class Transport:
                 trace_request_ctx=exchange,
             ) as resp:
                 body = await _read_body(resp, method, max_body, shown)
-                self.bytes_received += len(body)
+                self.meter.received(len(body))
                 if resp.status >= 400 and headers and "Authorization" in headers:
                     body = _scrub(body, headers["Authorization"])
                 return Response(
@@ -426,81 +330,3 @@ def _scrub(body: bytes, authorization: str) -> bytes:
     """An error body with the credential we sent blanked out (some servers echo requests)."""
     secret = authorization.partition(" ")[2].strip().encode()
     return body.replace(secret, b"***") if len(secret) >= 8 else body
-
-
-def _one_line(text: str, limit: int = 300) -> str:
-    """Server-chosen text fit for a message: printable, one line, at most ``limit`` chars."""
-    cleaned = " ".join("".join(c if c.isprintable() else " " for c in text).split())
-    return cleaned if len(cleaned) <= limit else cleaned[: limit - 3] + "..."
-
-
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)  # the RFC says integer seconds; some servers send fractions
-    except ValueError:
-        pass
-    else:
-        return seconds if 0 <= seconds < float("inf") else None
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
-def _error_details(body: bytes) -> tuple[ErrorDetail, ...]:
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return ()
-    errors = data.get("errors") if isinstance(data, dict) else None
-    if not isinstance(errors, list):
-        return ()
-    return tuple(
-        ErrorDetail(str(e.get("code", "")), str(e.get("message", "")), e.get("detail"))
-        for e in errors
-        if isinstance(e, dict)
-    )
-
-
-def error_for_response(resp: Response, *, what: str | None = None) -> ResponseError:
-    """The `ResponseError` subclass for an error status, with the registry's own words."""
-    details = _error_details(resp.body)
-    if details:
-        said = _one_line(
-            "; ".join(f"{d.code}: {d.message}" if d.message else d.code for d in details)
-        )
-    else:
-        text = resp.body.decode("utf-8", "replace").strip()
-        looks_html = text[:1] == "<"
-        said = "" if looks_html else _one_line(text, 200)
-    shown = redact_url(resp.url)
-    message = f"{resp.method} {shown}: {resp.status} {resp.reason}".rstrip()
-    if what:
-        message = f"{what}: {message}"
-    if said:
-        message = f"{message}: {said}"
-    kwargs = {
-        "status": resp.status,
-        "method": resp.method,
-        "url": shown,
-        "errors": details,
-        "body": resp.body[:2048].decode("utf-8", "replace"),
-        "headers": {k: v for k, v in resp.headers.items() if k.lower() != "set-cookie"},
-    }
-    if resp.status == 401:
-        return Unauthorized(message, **kwargs)  # type: ignore[arg-type]
-    if resp.status == 403:
-        return Forbidden(message, **kwargs)  # type: ignore[arg-type]
-    if resp.status == 404:
-        return NotFound(message, **kwargs)  # type: ignore[arg-type]
-    if resp.status == 429:
-        return TooManyRequests(
-            message,
-            retry_after=_retry_after(resp.header("Retry-After")),
-            **kwargs,  # type: ignore[arg-type]
-        )
-    return ResponseError(message, **kwargs)  # type: ignore[arg-type]

@@ -238,10 +238,13 @@ async def test_credentials_over_plain_http_to_a_remote_host_are_refused():
     # 192.0.2.1 (TEST-NET-1) is never contacted: the refusal comes before any request.
     from yarl import URL  # noqa: PLC0415
 
-    from aioregistry._client import _RegistryInfo  # noqa: PLC0415
+    from aioregistry._auth import Challenge, TokenCache  # noqa: PLC0415
+    from aioregistry._authflow import AuthFlow, Endpoint  # noqa: PLC0415
+    from aioregistry._credential_source import CredentialSource  # noqa: PLC0415
+    from aioregistry._transport import Transport  # noqa: PLC0415
 
-    client = RegistryClient(credentials={"192.0.2.1:5000": ("alice", "pw")}, plain_http=True)
-    async with client:
-        info = _RegistryInfo("192.0.2.1:5000", URL("http://192.0.2.1:5000"), None)
-        with pytest.raises(InsecureCredentials, match=r"plain HTTP to http://192\.0\.2\.1:5000"):
-            client._check_clear_text(info.base, info.host)
+    source = CredentialSource({"192.0.2.1:5000": ("alice", "pw")}, use_env=False)
+    auth = AuthFlow(Transport(), source, TokenCache(), insecure=False)
+    endpoint = Endpoint("192.0.2.1:5000", URL("http://192.0.2.1:5000"), Challenge("basic"))
+    with pytest.raises(InsecureCredentials, match=r"plain HTTP to http://192\.0\.2\.1:5000"):
+        await auth.authorize(endpoint, "repository:x:pull", {})

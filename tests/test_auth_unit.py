@@ -10,14 +10,9 @@ import orjson
 import pytest
 
 from aioregistry import AuthenticationError, Credentials, UsageError
-from aioregistry._auth import (
-    CredentialSource,
-    Token,
-    TokenCache,
-    parse_token_response,
-    parse_www_authenticate,
-    repository_scope,
-)
+from aioregistry._auth import Token, TokenCache, parse_token_response, parse_www_authenticate
+from aioregistry._credential_source import CredentialSource
+from aioregistry._scopes import repository_scope
 
 pytestmark = pytest.mark.anyio
 
@@ -94,7 +89,7 @@ def test_token_field_or_access_token():
     )
     with pytest.raises(AuthenticationError, match="without a token"):
         parse_token_response(_answer(expires_in=300), scope="s", now=now, realm="r")
-    with pytest.raises(AuthenticationError, match="invalid JSON"):
+    with pytest.raises(AuthenticationError, match="not valid JSON"):
         parse_token_response(b"<html>", scope="s", now=now, realm="r")
 
 

@@ -11,10 +11,10 @@ EXPECTED = {
     "ImageManifest", "InsecureCredentials", "InvalidContent", "InvalidPlatform",
     "InvalidReference", "Limits", "NoMatchingPlatform", "NotFound", "Platform", "ProtocolError",
     "RateLimit", "Reference", "RegistryClient", "RegistryError", "RepoType", "Repository",
-    "RequestTimeout", "ResponseError", "Retries", "Scan", "ScanError", "ScanResult", "ScanStats",
-    "TLSError", "Timeouts", "Token", "TokenCache", "TooManyRequests", "TransportError",
-    "Unauthorized", "UnsupportedMediaType", "UsageError", "__version__", "parse_rate_limit",
-    "parse_reference", "parse_repository",
+    "RequestTimeout", "Resolve", "ResponseError", "Retries", "Scan", "ScanError", "ScanResult",
+    "ScanStats", "TLSError", "Timeouts", "Token", "TokenCache", "TooManyRequests",
+    "TransportError", "Unauthorized", "UnsupportedMediaType", "UsageError", "What",
+    "__version__", "parse_rate_limit", "parse_reference", "parse_repository",
 }  # fmt: skip
 
 

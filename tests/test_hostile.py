@@ -194,9 +194,9 @@ async def test_pagination_that_only_repeats_itself_under_new_links_stops(fake, c
 
 
 async def test_pagination_that_never_ends_stops_at_the_page_cap(fake, client, monkeypatch):
-    import aioregistry._client  # noqa: PLC0415  (the cap is 100,000 pages; 30 will do here)
+    import aioregistry._pages  # noqa: PLC0415  (the cap is 100,000 pages; 30 will do here)
 
-    monkeypatch.setattr(aioregistry._client, "MAX_PAGES", 30)
+    monkeypatch.setattr(aioregistry._pages, "MAX_PAGES", 30)
     pages = 0
 
     async def page(_: web.Request) -> web.Response:

@@ -18,8 +18,8 @@ from yarl import URL
 
 from aioregistry import InvalidReference, parse_reference, parse_repository
 from aioregistry._auth import Challenge, parse_www_authenticate
-from aioregistry._client import parse_next_link
 from aioregistry._exceptions import InvalidContent
+from aioregistry._pages import parse_next_link
 from aioregistry._references import is_loopback_host, parse_digest, parse_registry
 
 # Modest, so the file runs in seconds; no deadline, as a loaded machine makes timing noisy.

@@ -233,7 +233,7 @@ async def test_a_registry_that_announces_nothing_leaves_no_rate_limit(registry_h
 
 
 def test_the_scan_summary_shows_the_pulls_left():
-    from aioregistry._bulk import ScanStats  # noqa: PLC0415
+    from aioregistry import ScanStats  # noqa: PLC0415
     from aioregistry._cli_scan import _summary  # noqa: PLC0415
 
     stats = ScanStats(

@@ -22,29 +22,28 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import OrderedDict
-from collections.abc import AsyncGenerator, Awaitable, Callable, Hashable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import AsyncGenerator, Callable, Sequence
+from dataclasses import dataclass, replace
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from ._exceptions import InvalidContent, RegistryError, TransportError, UsageError
-from ._flight import SingleFlight
+from ._blobs import get_config
+from ._exceptions import RegistryError, UsageError
+from ._flight import Memo
+from ._manifests import image_for, platform_entries, resolve_tag
+from ._media import INDEX_MEDIA_TYPES, MANIFEST_MEDIA_TYPES
 from ._models import (
     DEFAULT_PLATFORM,
-    INDEX_MEDIA_TYPES,
-    MANIFEST_MEDIA_TYPES,
     ConfigBlob,
     Descriptor,
     ImageIndex,
     ImageManifest,
     Platform,
+    as_platform,
 )
 from ._pacing import AdaptiveLimiter
-from ._ratelimit import RateLimit
 from ._references import (
     DOCKER_HUB_REGISTRY,
     Reference,
@@ -53,25 +52,14 @@ from ._references import (
     parse_registry,
     parse_repository,
 )
+from ._scan_results import Resolve, ScanError, ScanResult, ScanStats, What, is_image_reference
+from ._scopes import RepoType
+from ._session import Session, Sessions
+from ._stats import Counters, Meter
+from ._tags import catalog, list_tags
 
-if TYPE_CHECKING:
-    from ._client import RegistryClient, RepoType, _RegistryInfo
+__all__ = ["DEFAULT_SCAN_CONCURRENCY", "MAX_SCAN_CONCURRENCY", "Pipeline", "Scan"]
 
-__all__ = [
-    "DEFAULT_SCAN_CONCURRENCY",
-    "MAX_SCAN_CONCURRENCY",
-    "Resolve",
-    "Scan",
-    "ScanError",
-    "ScanResult",
-    "ScanStats",
-    "What",
-    "is_connection_failure",
-    "is_image_reference",
-]
-
-What = Literal["digest", "manifest", "config"]
-Resolve = Literal["auto", "get", "head"]
 # Requests in flight per registry, chosen by measurement (benchmarks/concurrency.py; README,
 # "Choosing the concurrency"): 64 is within 10% of the best fixed value at RTT 0 and 20 ms,
 # where the registry's CPU is the bound; at 100 ms more is better (128: 1.3x faster), so the
@@ -81,137 +69,22 @@ MAX_SCAN_CONCURRENCY = 256
 MEMO_SIZE = 2048  # distinct manifests / configs kept for reuse; older ones are fetched again
 _WHAT = ("digest", "manifest", "config")
 
-K = TypeVar("K", bound=Hashable)
-V = TypeVar("V")
-
-
-@dataclass(frozen=True, slots=True)
-class ScanError:
-    """Why one tag (or one repository's listing) failed: the error's type name and message."""
-
-    type: str
-    message: str
-    exception: BaseException = field(repr=False, compare=False)
-
-    @classmethod
-    def of(cls, exc: BaseException) -> ScanError:
-        return cls(type(exc).__name__, str(exc), exc)
-
-
-@dataclass(frozen=True, slots=True)
-class ScanResult:
-    """One tag (one platform of it with ``platform="all"``), or the error that stopped it.
-
-    ``digest`` is what the tag points to (an index's own digest for a multi-arch tag);
-    ``manifest_digest`` the platform's image manifest. A result with ``tag`` None and an
-    error means the repository itself could not be listed.
-    """
-
-    reference: str
-    repository: str
-    tag: str | None
-    digest: str | None = None
-    media_type: str | None = None
-    platform: str | None = None
-    manifest_digest: str | None = None
-    config_digest: str | None = None
-    manifest: ImageManifest | None = field(default=None, repr=False)
-    config: ConfigBlob | None = field(default=None, repr=False)
-    error: ScanError | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-    def to_json(self, *, include_manifest: bool = True) -> dict[str, Any]:
-        """A JSON-ready dict; ``manifest`` and ``config`` only when they were fetched."""
-        data: dict[str, Any] = {
-            "reference": self.reference,
-            "repository": self.repository,
-            "tag": self.tag,
-            "digest": self.digest,
-            "media_type": self.media_type,
-            "platform": self.platform,
-            "manifest_digest": self.manifest_digest,
-            "config_digest": self.config_digest,
-        }
-        if self.manifest is not None and include_manifest:
-            data["manifest"] = self.manifest.json()
-        if self.config is not None:
-            data["config"] = dict(self.config.data)
-        data["error"] = (
-            {"type": self.error.type, "message": self.error.message} if self.error else None
-        )
-        return data
-
-
-@dataclass(frozen=True, slots=True)
-class ScanStats:
-    """What a scan did: results and errors yielded, HTTP requests by kind, tokens, bytes.
-
-    ``concurrency`` maps each registry host to the most requests the scan had in flight to it
-    (the adaptive limiter's peak); ``rate_limits`` the latest pull limit each host announced
-    (Docker Hub), for the hosts that announced one.
-    """
-
-    results: int
-    errors: int
-    requests: Mapping[str, int]
-    tokens_fetched: int
-    bytes_received: int
-    retries: int
-    seconds: float
-    concurrency: Mapping[str, int] = field(default_factory=dict)
-    rate_limits: Mapping[str, RateLimit] = field(default_factory=dict)
-
-    @property
-    def total_requests(self) -> int:
-        return sum(self.requests.values())
-
-
-def is_image_reference(text: str) -> bool:
-    """Whether ``text`` names one image (a tag or digest given) rather than a repository."""
-    return "@" in text or ":" in text.rsplit("/", 1)[-1]
-
-
-class _Memo(Generic[K, V]):
-    """Single-flight memo with a bounded LRU of finished values; failures are not kept."""
-
-    def __init__(self, size: int) -> None:
-        self._values: OrderedDict[K, V] = OrderedDict()
-        self._flight: SingleFlight[K, V] = SingleFlight()
-        self._size = size
-
-    async def get(self, key: K, compute: Callable[[], Awaitable[V]]) -> V:
-        if key in self._values:
-            self._values.move_to_end(key)
-            return self._values[key]
-
-        async def compute_and_keep() -> V:
-            if key in self._values:
-                return self._values[key]
-            value = await compute()
-            self._values[key] = value
-            if len(self._values) > self._size:
-                self._values.popitem(last=False)
-            return value
-
-        return await self._flight.do(key, compute_and_keep)
-
 
 @dataclass(frozen=True, slots=True)
 class _Job:
     ref: Reference
 
 
-class _Pipeline:
+class Pipeline:
     """The scan's state and tasks. Nothing here refers to the `Scan` handle or to the
     generator, so dropping those (breaking out of ``async for``) lets the generator be
     finalised even while pipeline tasks still run."""
 
     def __init__(
         self,
-        client: RegistryClient,
+        sessions: Sessions,
+        meter: Meter,
+        check_open: Callable[[], None],
         targets: Sequence[str | Repository | Reference],
         *,
         catalog: str | None,
@@ -230,21 +103,21 @@ class _Pipeline:
             raise UsageError(f"invalid concurrency {concurrency!r}: expected an integer >= 1")
         if resolve not in ("auto", "get", "head"):
             raise UsageError(f"invalid resolve {resolve!r}: expected auto, get or head")
-        self._all_platforms = platform == "all"
+        # None: every image platform of an index, one result each.
         self._platform: Platform | None
-        if self._all_platforms:
+        if platform == "all":
             self._platform = None
-        elif platform is None:
-            self._platform = DEFAULT_PLATFORM
         else:
-            self._platform = Platform.parse(platform) if isinstance(platform, str) else platform
+            self._platform = DEFAULT_PLATFORM if platform is None else as_platform(platform)
         self._repos, self._images = _split_targets(targets)
         self._catalog = None
         if catalog is not None:
             self._catalog = parse_registry(catalog)
         if not (self._repos or self._images or self._catalog):
             raise UsageError("nothing to scan: give repositories, images or a catalog")
-        self._client = client
+        self._sessions = sessions
+        self._meter = meter
+        self._check_open = check_open
         self._what = what
         # (where each host's limiter starts, the most it may reach)
         self._adaptive = concurrency is None
@@ -255,16 +128,16 @@ class _Pipeline:
         self._fail_fast = fail_fast
         self._repo_type: RepoType = repo_type
         self._resolve = resolve
-        self._limiters: dict[str, AdaptiveLimiter] = {}
-        self._manifests: _Memo[tuple[str, str], ImageManifest | ImageIndex] = _Memo(MEMO_SIZE)
-        self._configs: _Memo[tuple[str, str], ConfigBlob] = _Memo(MEMO_SIZE)
+        self._limited: dict[str, Session] = {}  # by host: the registry's session, bounded
+        self._manifests: Memo[tuple[str, str], ImageManifest | ImageIndex] = Memo(MEMO_SIZE)
+        self._configs: Memo[tuple[str, str], ConfigBlob] = Memo(MEMO_SIZE)
         self.total = len(self._images)
         self.listed = False
         self._results = 0
         self._errors = 0
         self._started: float | None = None
         self._ended: float | None = None
-        self._before = client.stats
+        self._counters = Counters()  # this scan's own requests, tokens and retries
         self._receive: MemoryObjectReceiveStream[ScanResult] | None = None
         self._workers = 0
         self._hire: Callable[[int], None] | None = None
@@ -276,34 +149,32 @@ class _Pipeline:
 
     @property
     def stats(self) -> ScanStats:
-        now = self._client.stats
-        before = self._before
-        requests = {
-            kind: count - before.requests.get(kind, 0)
-            for kind, count in now.requests.items()
-            if count - before.requests.get(kind, 0)
-        }
+        counters = self._counters
         start = self._started or time.monotonic()
+        limiters = {
+            host: session.limiter
+            for host, session in self._limited.items()
+            if session.limiter is not None
+        }
         return ScanStats(
             results=self._results,
             errors=self._errors,
-            requests=requests,
-            tokens_fetched=now.tokens_fetched - before.tokens_fetched,
-            bytes_received=now.bytes_received - before.bytes_received,
-            retries=now.retries - before.retries,
+            requests={kind: n for kind, n in counters.requests.items() if n},
+            tokens_fetched=counters.tokens_fetched,
+            bytes_received=counters.bytes_received,
+            retries=counters.retries,
             seconds=(self._ended or time.monotonic()) - start,
-            concurrency={host: limiter.peak for host, limiter in self._limiters.items()},
+            concurrency={host: limiter.peak for host, limiter in limiters.items()},
             rate_limits={
                 host: limit
-                for host, limit in self._client.rate_limits.items()
-                if host in self._limiters
+                for host, limit in self._sessions.rate_limits.items()
+                if host in limiters
             },
         )
 
     async def iterate(self) -> AsyncGenerator[ScanResult, None]:
-        self._client._check_open()
+        self._check_open()
         self._started = time.monotonic()
-        self._before = self._client.stats
         send, receive = anyio.create_memory_object_stream[ScanResult](self._ceiling)
         self._receive = receive
         # A task of its own, not a task group around the yields: the generator may be closed
@@ -335,19 +206,21 @@ class _Pipeline:
 
     async def _run(self, results: MemoryObjectSendStream[ScanResult]) -> None:
         jobs_send, jobs_receive = anyio.create_memory_object_stream[_Job](self._ceiling)
-        async with results, jobs_receive, anyio.create_task_group() as tg:
-            tg.start_soon(self._produce, jobs_send, results.clone())
+        # Every task of the scan starts from here, so all of them count into its counters.
+        with self._meter.counting() as self._counters:
+            async with results, jobs_receive, anyio.create_task_group() as tg:
+                tg.start_soon(self._produce, jobs_send, results.clone())
 
-            def hire(workers: int) -> None:
-                while self._workers < workers:
-                    self._workers += 1
-                    tg.start_soon(self._work, jobs_receive.clone(), results.clone())
+                def hire(workers: int) -> None:
+                    while self._workers < workers:
+                        self._workers += 1
+                        tg.start_soon(self._work, jobs_receive.clone(), results.clone())
 
-            # Twice the requests in flight: a worker waiting for a token or a memoised fetch
-            # leaves its slot to another. More are hired as a limiter grows, not up front:
-            # idle workers queueing on a limiter cost time on every request.
-            self._hire = hire
-            hire(2 * self._initial)
+                # Twice the requests in flight: a worker waiting for a token or a memoised
+                # fetch leaves its slot to another. More are hired as a limiter grows, not up
+                # front: idle workers queueing on a limiter cost time on every request.
+                self._hire = hire
+                hire(2 * self._initial)
 
     async def _produce(
         self, jobs: MemoryObjectSendStream[_Job], results: MemoryObjectSendStream[ScanResult]
@@ -364,7 +237,7 @@ class _Pipeline:
                 if self._catalog is not None:
                     where = f"{self._catalog}/_catalog"
                     try:
-                        names = await self._client.catalog(self._catalog)
+                        names = await catalog(self._sessions, self._catalog, page_size=None)
                     except RegistryError as exc:
                         await results.send(ScanResult(where, where, None, error=ScanError.of(exc)))
                         names = []
@@ -389,7 +262,9 @@ class _Pipeline:
         async with jobs, results:
             try:
                 async with listing:
-                    tags = await self._client.list_tags(repo, repo_type=self._repo_type)
+                    tags = await list_tags(
+                        self._sessions, repo, repo_type=self._repo_type, page_size=None
+                    )
             except RegistryError as exc:
                 await results.send(_listing_error(repo, exc))
                 return
@@ -414,10 +289,13 @@ class _Pipeline:
 
     # -- one tag ---------------------------------------------------------------------------
 
-    def _limiter(self, info: _RegistryInfo) -> AdaptiveLimiter:
-        limiter = self._limiters.get(info.host)
-        if limiter is None:
-            pacer = self._client._transport.pacer(info.base)
+    async def _session(self, repo: Repository) -> tuple[Session, str]:
+        """The session of ``repo``'s registry bounded by this scan's limiter for it, and the
+        pull scope."""
+        session, scope = await self._sessions.pull(repo, self._repo_type)
+        limited = self._limited.get(session.host)
+        if limited is None:
+            pacer = session.pacer
             initial = self._initial
             if self._adaptive and pacer.round_trip is not None:
                 # The requests needed in flight for a given throughput grow with the round
@@ -425,41 +303,33 @@ class _Pipeline:
                 # at 256 rather than spend its first round trips growing there.
                 initial = min(self._ceiling, max(initial, int(initial * pacer.round_trip / 0.025)))
             limiter = AdaptiveLimiter(initial, self._ceiling, pacer, on_grow=self._grew)
-            self._limiters[info.host] = limiter
+            limited = self._limited[session.host] = session.limited(limiter)
             self._grew()
-        return limiter
+        return limited, scope
 
     def _grew(self) -> None:
         """A limiter was made or grew: twice the requests all of them allow, in workers."""
         if self._hire is not None:
-            self._hire(2 * sum(limiter.limit for limiter in self._limiters.values()))
+            self._hire(
+                2 * sum(s.limiter.limit for s in self._limited.values() if s.limiter is not None)
+            )
 
     async def _manifest(
-        self, info: _RegistryInfo, ref: Reference, scope: str
+        self, session: Session, ref: Reference, scope: str
     ) -> ImageManifest | ImageIndex:
         """A manifest by digest, fetched once per scan (verified against the digest)."""
         assert ref.digest is not None  # noqa: S101
         return await self._manifests.get(
-            (info.host, ref.digest),
-            lambda: self._client._fetch_manifest(info, ref, scope, self._limiter(info)),
+            (session.host, ref.digest), lambda: session.get_manifest(ref, scope)
         )
 
     async def _config(
-        self, info: _RegistryInfo, repo: Repository, scope: str, descriptor: Descriptor
+        self, session: Session, repo: Repository, scope: str, descriptor: Descriptor
     ) -> ConfigBlob:
-        async def fetch() -> ConfigBlob:
-            raw = await self._client._fetch_blob(
-                info,
-                repo,
-                scope,
-                descriptor.digest,
-                size=descriptor.size,
-                max_size=64 * 1024 * 1024,
-                limiter=self._limiter(info),
-            )
-            return ConfigBlob.parse(raw, media_type=descriptor.media_type, digest=descriptor.digest)
-
-        return await self._configs.get((info.host, descriptor.digest), fetch)
+        return await self._configs.get(
+            (session.host, descriptor.digest),
+            lambda: get_config(session, repo, scope, descriptor),
+        )
 
     def _use_head(self, host: str) -> bool:
         if self._what == "digest" or self._resolve == "head":
@@ -470,19 +340,10 @@ class _Pipeline:
         return self._resolve == "auto" and host == DOCKER_HUB_REGISTRY
 
     async def _process(self, ref: Reference) -> list[ScanResult]:
-        client = self._client
-        info, scope = await client._pull(ref.repository, self._repo_type)
-        limiter = self._limiter(info)
-        top: ImageManifest | ImageIndex | None = None
-        if self._use_head(info.host):
-            digest, media_type = await client._head_manifest(info, ref, scope, limiter)
-            if digest is None:  # no Docker-Content-Digest: the body decides
-                top = await client._fetch_manifest(info, ref, scope, limiter)
-                digest, media_type = top.digest, top.media_type
-        else:
-            top = await client._fetch_manifest(info, ref, scope, limiter)
-            digest, media_type = top.digest, top.media_type
-
+        session, scope = await self._session(ref.repository)
+        digest, media_type, top = await resolve_tag(
+            session, ref, scope, head=self._use_head(session.host)
+        )
         base = ScanResult(str(ref), str(ref.repository), ref.tag, digest, media_type)
         if self._what == "digest":
             if media_type in MANIFEST_MEDIA_TYPES:
@@ -490,23 +351,15 @@ class _Pipeline:
             if media_type not in INDEX_MEDIA_TYPES:
                 return [base]
         if top is None:
-            top = await self._manifest(info, ref.with_digest(digest), scope)
+            top = await self._manifest(session, ref.with_digest(digest), scope)
         if isinstance(top, ImageIndex):
-            if self._all_platforms:
-                entries = [
-                    d for d in top.manifests if d.platform is not None and not d.platform.is_unknown
-                ]
-                if not entries:
-                    raise InvalidContent(f"index {top.digest} of {ref} lists no image platforms")
-            else:
-                assert self._platform is not None  # noqa: S101
-                entries = [top.select(self._platform)]
-            return [await self._resolve_entry(info, ref, scope, base, entry) for entry in entries]
-        return [await self._finish(info, ref, scope, base=base, manifest=top, entry=None)]
+            entries = platform_entries(top, ref, self._platform)
+            return [await self._resolve_entry(session, ref, scope, base, e) for e in entries]
+        return [await self._finish(session, ref, scope, base=base, manifest=top, entry=None)]
 
     async def _resolve_entry(
         self,
-        info: _RegistryInfo,
+        session: Session,
         ref: Reference,
         scope: str,
         base: ScanResult,
@@ -515,17 +368,15 @@ class _Pipeline:
         try:
             if self._what == "digest":
                 return replace(base, platform=str(entry.platform), manifest_digest=entry.digest)
-            child = await self._manifest(info, ref.with_digest(entry.digest), scope)
-            if not isinstance(child, ImageManifest):
-                raise InvalidContent(f"index entry {entry.digest} of {ref} is another index")
-            return await self._finish(info, ref, scope, base=base, manifest=child, entry=entry)
+            child = await image_for(ref, entry, lambda child: self._manifest(session, child, scope))
+            return await self._finish(session, ref, scope, base=base, manifest=child, entry=entry)
         except RegistryError as exc:
             # With platform="all" one broken platform must not hide the others.
             return replace(base, platform=str(entry.platform), error=ScanError.of(exc))
 
     async def _finish(
         self,
-        info: _RegistryInfo,
+        session: Session,
         ref: Reference,
         scope: str,
         *,
@@ -536,7 +387,7 @@ class _Pipeline:
         platform = str(entry.platform) if entry is not None and entry.platform else None
         config = None
         if self._what == "config":
-            config = await self._config(info, ref.repository, scope, manifest.config)
+            config = await self._config(session, ref.repository, scope, manifest.config)
             if platform is None and config.platform is not None:
                 platform = str(config.platform)
         return replace(
@@ -559,7 +410,7 @@ class Scan:
     true when every repository has been listed.
     """
 
-    def __init__(self, pipeline: _Pipeline) -> None:
+    def __init__(self, pipeline: Pipeline) -> None:
         self._pipeline = pipeline
         self._generator: AsyncGenerator[ScanResult, None] | None = None
 
@@ -626,12 +477,3 @@ def _error_result(ref: Reference, exc: RegistryError) -> ScanResult:
 
 def _listing_error(repo: Repository, exc: RegistryError) -> ScanResult:
     return ScanResult(str(repo), str(repo), None, error=ScanError.of(exc))
-
-
-def is_connection_failure(result: ScanResult) -> bool:
-    """A repository that could not even be listed for want of a connection (CLI exit 2)."""
-    return (
-        result.tag is None
-        and result.error is not None
-        and isinstance(result.error.exception, (TransportError, UsageError))
-    )

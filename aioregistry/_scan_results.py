@@ -1,0 +1,104 @@
+"""What a scan yields: one `ScanResult` per tag (or per platform), and its `ScanStats`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from ._models import ConfigBlob, ImageManifest
+from ._ratelimit import RateLimit
+
+__all__ = ["Resolve", "ScanError", "ScanResult", "ScanStats", "What", "is_image_reference"]
+
+What = Literal["digest", "manifest", "config"]
+Resolve = Literal["auto", "get", "head"]
+
+
+@dataclass(frozen=True, slots=True)
+class ScanError:
+    """Why one tag (or one repository's listing) failed: the error's type name and message."""
+
+    type: str
+    message: str
+    exception: BaseException = field(repr=False, compare=False)
+
+    @classmethod
+    def of(cls, exc: BaseException) -> ScanError:
+        return cls(type(exc).__name__, str(exc), exc)
+
+
+@dataclass(frozen=True, slots=True)
+class ScanResult:
+    """One tag (one platform of it with ``platform="all"``), or the error that stopped it.
+
+    ``digest`` is what the tag points to (an index's own digest for a multi-arch tag);
+    ``manifest_digest`` the platform's image manifest. A result with ``tag`` None and an
+    error means the repository itself could not be listed.
+    """
+
+    reference: str
+    repository: str
+    tag: str | None
+    digest: str | None = None
+    media_type: str | None = None
+    platform: str | None = None
+    manifest_digest: str | None = None
+    config_digest: str | None = None
+    manifest: ImageManifest | None = field(default=None, repr=False)
+    config: ConfigBlob | None = field(default=None, repr=False)
+    error: ScanError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def to_json(self, *, include_manifest: bool = True) -> dict[str, Any]:
+        """A JSON-ready dict; ``manifest`` and ``config`` only when they were fetched."""
+        data: dict[str, Any] = {
+            "reference": self.reference,
+            "repository": self.repository,
+            "tag": self.tag,
+            "digest": self.digest,
+            "media_type": self.media_type,
+            "platform": self.platform,
+            "manifest_digest": self.manifest_digest,
+            "config_digest": self.config_digest,
+        }
+        if self.manifest is not None and include_manifest:
+            data["manifest"] = self.manifest.json()
+        if self.config is not None:
+            data["config"] = dict(self.config.data)
+        data["error"] = (
+            {"type": self.error.type, "message": self.error.message} if self.error else None
+        )
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class ScanStats:
+    """What a scan did: results and errors yielded, HTTP requests by kind, tokens, bytes.
+
+    ``concurrency`` maps each registry host to the most requests the scan had in flight to it
+    (the adaptive limiter's peak); ``rate_limits`` the latest pull limit each host announced
+    (Docker Hub), for the hosts that announced one.
+    """
+
+    results: int
+    errors: int
+    requests: Mapping[str, int]
+    tokens_fetched: int
+    bytes_received: int
+    retries: int
+    seconds: float
+    concurrency: Mapping[str, int] = field(default_factory=dict)
+    rate_limits: Mapping[str, RateLimit] = field(default_factory=dict)
+
+    @property
+    def total_requests(self) -> int:
+        return sum(self.requests.values())
+
+
+def is_image_reference(text: str) -> bool:
+    """Whether ``text`` names one image (a tag or digest given) rather than a repository."""
+    return "@" in text or ":" in text.rsplit("/", 1)[-1]
