@@ -19,6 +19,7 @@ PYTHON_VERSIONS = nox.project.python_versions(PYPROJECT)
 # The versions the code base was checked with: a new release can add lint or type errors.
 RUFF = "ruff==0.17.6"
 MYPY = "mypy==2.4.1"
+IMPORT_LINTER = "import-linter==2.17"
 
 nox.options.default_venv_backend = "venv"
 nox.options.error_on_missing_interpreters = False
@@ -72,10 +73,12 @@ def bench(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """Ruff's lint rules and formatting."""
-    session.install(RUFF)
+    """Ruff's lint rules and formatting; the package's layers (import-linter, pyproject.toml)."""
+    session.install(RUFF, IMPORT_LINTER)
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+    # grimp reads the source without importing it: the checkout on the path is enough.
+    session.run("lint-imports", env={"PYTHONPATH": str(Path.cwd())})
 
 
 @nox.session

@@ -1,6 +1,20 @@
-"""The public surface is deliberate: this fails when it drifts."""
+"""The public surface is deliberate: this fails when it drifts.
+
+Each private module says what it offers the rest of the package in its ``__all__`` (as anyio's
+modules do): every name there exists, every class and function a module defines for others is
+there, and the package's public names come from the ``__all__`` of the module defining them.
+The CLI is held to the public surface: it imports only what modules export and reaches into
+no other object's private members.
+"""
 
 from __future__ import annotations
+
+import ast
+import importlib
+import inspect
+import pkgutil
+from pathlib import Path
+from types import ModuleType
 
 import aioregistry
 
@@ -16,6 +30,16 @@ EXPECTED = {
     "TransportError", "Unauthorized", "UnsupportedMediaType", "UsageError", "What",
     "__version__", "parse_rate_limit", "parse_reference", "parse_repository",
 }  # fmt: skip
+
+PACKAGE = Path(aioregistry.__file__).parent
+CLI_MODULES = ("_cli", "_cli_scan", "_output")
+NO_ALL = {"__main__"}  # the entry point of python -m aioregistry
+
+
+def _modules() -> list[ModuleType]:
+    names = [info.name for info in pkgutil.iter_modules([str(PACKAGE)])]
+    assert len(names) > 20  # the walk found the package's modules
+    return [importlib.import_module(f"aioregistry.{name}") for name in names if name not in NO_ALL]
 
 
 def test_all_is_the_expected_public_surface():
@@ -36,3 +60,51 @@ def test_every_error_derives_from_registry_error():
         member = getattr(aioregistry, name)
         if isinstance(member, type) and issubclass(member, Exception):
             assert issubclass(member, aioregistry.RegistryError), name
+
+
+def test_every_module_exports_what_it_defines_for_others():
+    for module in _modules():
+        exported = module.__dict__.get("__all__")
+        assert isinstance(exported, list), f"{module.__name__} has no __all__"
+        assert len(exported) == len(set(exported)), module.__name__
+        for name in exported:
+            assert hasattr(module, name), f"{module.__name__}.__all__ names missing {name}"
+        defined = {
+            name
+            for name, member in vars(module).items()
+            if not name.startswith("_")
+            and (inspect.isclass(member) or inspect.isfunction(member))
+            and member.__module__ == module.__name__
+        }
+        assert defined <= set(exported), (module.__name__, sorted(defined - set(exported)))
+
+
+def test_public_names_come_from_the_all_of_their_module():
+    exporters = {module.__name__: set(module.__all__) for module in _modules()}
+    for name in aioregistry.__all__:
+        if name == "__version__":
+            continue
+        member = getattr(aioregistry, name)
+        home = getattr(member, "__module__", None)
+        if inspect.isclass(member) or inspect.isfunction(member):
+            assert home in exporters, (name, home)
+            assert name in exporters[home], f"{name} is not in {home}.__all__"
+        else:  # constants and type aliases: some module must export them
+            assert any(name in names for names in exporters.values()), name
+
+
+def test_the_cli_uses_only_what_modules_export():
+    exporters = {module.__name__: set(module.__all__) for module in _modules()}
+    for name in CLI_MODULES:
+        tree = ast.parse((PACKAGE / f"{name}.py").read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                source = f"aioregistry.{node.module}" if node.module else "aioregistry"
+                for alias in node.names:
+                    assert alias.name in exporters.get(source, set()), (
+                        f"{name} imports {alias.name} from {source}, which does not export it"
+                    )
+            if isinstance(node, ast.Attribute) and node.attr.startswith("_"):
+                own = isinstance(node.value, ast.Name) and node.value.id in ("self", "cls")
+                dunder = node.attr.startswith("__") and node.attr.endswith("__")
+                assert own or dunder, f"{name}:{node.lineno} reaches into .{node.attr}"
