@@ -315,6 +315,41 @@ async def test_digest_scan_uses_head_only(registry_many, many_issuer):
     assert many_issuer.count == 1
 
 
+async def test_two_scans_at_once_on_one_client_each_count_their_own(registry_many, many_issuer):
+    # A 1,000-tag digest scan and, started beside it, one of 200 given images (no listing):
+    # each scan's statistics count its own requests, and together exactly the client's.
+    host, content = registry_many.host, registry_many.content
+    many = content.many_repository
+    some = sorted(content.many_tags)[:200]
+    async with RegistryClient(use_env_credentials=False) as client:
+        listed = client.scan(f"{host}/{many}", what="digest")
+        given = client.scan(*(f"{host}/{many}:{tag}" for tag in some), what="digest")
+        counted: dict[str, int] = {}
+
+        async def drain(name, scan):
+            async with scan:
+                counted[name] = sum([1 async for _ in scan])
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(drain, "listed", listed)
+            tg.start_soon(drain, "given", given)
+        total = client.stats
+
+    assert counted == {"listed": 1000, "given": 200}
+    a, b = listed.stats, given.stats
+    assert a.requests["manifest-head"] == 1000
+    assert a.requests["tags"] == 1
+    assert b.requests["manifest-head"] == 200
+    assert "tags" not in b.requests
+    # What both waited for (the ping, the one token) is counted once, by whichever did it.
+    for kind in ("ping", "token"):
+        assert a.requests.get(kind, 0) + b.requests.get(kind, 0) == total.requests[kind]
+    assert a.tokens_fetched + b.tokens_fetched == total.tokens_fetched == many_issuer.count == 1
+    assert a.total_requests + b.total_requests == total.total_requests
+    assert a.bytes_received + b.bytes_received == total.bytes_received
+    assert a.retries + b.retries == total.retries
+
+
 # -- 5, 10: tags whose manifest is gone --------------------------------------------------
 
 
