@@ -9,9 +9,10 @@ Each HTTP request takes a slot of a per-registry `AdaptiveLimiter` for the excha
 by default it starts at 64 requests in flight per 25 ms of round trip to the registry (at
 least 64, at most 256), grows (up to 256) while the registry's latency, not its capacity,
 bounds the throughput, and halves when the registry throttles (`_pacing`); an explicit
-``concurrency`` fixes the most it may reach. Nothing is fetched
-twice: index children, image manifests and configs are memoised by digest (single-flight,
-bounded LRU), tokens come from the client's cache, and a digest scan uses ``HEAD``.
+``concurrency`` fixes the most it may reach. What a worker does for one tag is
+`_scan_tag.TagScanner`'s: nothing is fetched twice (index children, image manifests and
+configs are memoised by digest), tokens come from the client's cache, and a digest scan uses
+``HEAD``. Everything the scan's tasks send is counted in its own `ScanStats`.
 
 The work runs in a task of its own, so the scan can be cancelled from wherever the iterator
 is closed: breaking out of ``async for`` (the generator is finalised at once), ``aclose()``,
@@ -23,29 +24,19 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncGenerator, Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from types import TracebackType
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from ._blobs import get_config
 from ._exceptions import RegistryError, UsageError
-from ._flight import Memo
-from ._manifests import image_for, platform_entries, resolve_tag
-from ._media import INDEX_MEDIA_TYPES, MANIFEST_MEDIA_TYPES
 from ._models import (
     DEFAULT_PLATFORM,
-    ConfigBlob,
-    Descriptor,
-    ImageIndex,
-    ImageManifest,
     Platform,
     as_platform,
 )
-from ._pacing import AdaptiveLimiter
 from ._references import (
-    DOCKER_HUB_REGISTRY,
     Reference,
     Repository,
     parse_reference,
@@ -53,8 +44,9 @@ from ._references import (
     parse_repository,
 )
 from ._scan_results import Resolve, ScanError, ScanResult, ScanStats, What, is_image_reference
+from ._scan_tag import TagScanner
 from ._scopes import RepoType
-from ._session import Session, Sessions
+from ._session import Sessions
 from ._stats import Counters, Meter
 from ._tags import catalog, list_tags
 
@@ -66,7 +58,6 @@ __all__ = ["DEFAULT_SCAN_CONCURRENCY", "MAX_SCAN_CONCURRENCY", "Pipeline", "Scan
 # adaptive limiter grows from 64 while answers do not slow down, up to 256 (the default pool).
 DEFAULT_SCAN_CONCURRENCY = 64
 MAX_SCAN_CONCURRENCY = 256
-MEMO_SIZE = 2048  # distinct manifests / configs kept for reuse; older ones are fetched again
 _WHAT = ("digest", "manifest", "config")
 
 
@@ -103,12 +94,6 @@ class Pipeline:
             raise UsageError(f"invalid concurrency {concurrency!r}: expected an integer >= 1")
         if resolve not in ("auto", "get", "head"):
             raise UsageError(f"invalid resolve {resolve!r}: expected auto, get or head")
-        # None: every image platform of an index, one result each.
-        self._platform: Platform | None
-        if platform == "all":
-            self._platform = None
-        else:
-            self._platform = DEFAULT_PLATFORM if platform is None else as_platform(platform)
         self._repos, self._images = _split_targets(targets)
         self._catalog = None
         if catalog is not None:
@@ -118,19 +103,25 @@ class Pipeline:
         self._sessions = sessions
         self._meter = meter
         self._check_open = check_open
-        self._what = what
-        # (where each host's limiter starts, the most it may reach)
-        self._adaptive = concurrency is None
-        if concurrency is None:
-            self._initial, self._ceiling = DEFAULT_SCAN_CONCURRENCY, MAX_SCAN_CONCURRENCY
-        else:
-            self._initial = self._ceiling = concurrency
         self._fail_fast = fail_fast
         self._repo_type: RepoType = repo_type
-        self._resolve = resolve
-        self._limited: dict[str, Session] = {}  # by host: the registry's session, bounded
-        self._manifests: Memo[tuple[str, str], ImageManifest | ImageIndex] = Memo(MEMO_SIZE)
-        self._configs: Memo[tuple[str, str], ConfigBlob] = Memo(MEMO_SIZE)
+        # (where each host's limiter starts, the most it may reach)
+        if concurrency is None:
+            initial, self._ceiling = DEFAULT_SCAN_CONCURRENCY, MAX_SCAN_CONCURRENCY
+        else:
+            initial = self._ceiling = concurrency
+        self._initial = initial
+        self._tags = TagScanner(
+            sessions,
+            what=what,
+            platform=None if platform == "all" else as_platform(platform or DEFAULT_PLATFORM),
+            repo_type=repo_type,
+            resolve=resolve,
+            initial=initial,
+            ceiling=self._ceiling,
+            adaptive=concurrency is None,
+            on_grow=self._grew,
+        )
         self.total = len(self._images)
         self.listed = False
         self._results = 0
@@ -151,11 +142,7 @@ class Pipeline:
     def stats(self) -> ScanStats:
         counters = self._counters
         start = self._started or time.monotonic()
-        limiters = {
-            host: session.limiter
-            for host, session in self._limited.items()
-            if session.limiter is not None
-        }
+        limiters = self._tags.limiters
         return ScanStats(
             results=self._results,
             errors=self._errors,
@@ -278,7 +265,7 @@ class Pipeline:
         async with jobs, results:
             async for job in jobs:
                 try:
-                    produced = await self._process(job.ref)
+                    produced = await self._tags.scan(job.ref)
                 except RegistryError as exc:
                     produced = [_error_result(job.ref, exc)]
                 try:
@@ -287,117 +274,10 @@ class Pipeline:
                 except (anyio.BrokenResourceError, anyio.ClosedResourceError):
                     return  # the consumer is gone
 
-    # -- one tag ---------------------------------------------------------------------------
-
-    async def _session(self, repo: Repository) -> tuple[Session, str]:
-        """The session of ``repo``'s registry bounded by this scan's limiter for it, and the
-        pull scope."""
-        session, scope = await self._sessions.pull(repo, self._repo_type)
-        limited = self._limited.get(session.host)
-        if limited is None:
-            pacer = session.pacer
-            initial = self._initial
-            if self._adaptive and pacer.round_trip is not None:
-                # The requests needed in flight for a given throughput grow with the round
-                # trip (Little's law): 64 suits up to 25 ms, so a registry 100 ms away starts
-                # at 256 rather than spend its first round trips growing there.
-                initial = min(self._ceiling, max(initial, int(initial * pacer.round_trip / 0.025)))
-            limiter = AdaptiveLimiter(initial, self._ceiling, pacer, on_grow=self._grew)
-            limited = self._limited[session.host] = session.limited(limiter)
-            self._grew()
-        return limited, scope
-
     def _grew(self) -> None:
         """A limiter was made or grew: twice the requests all of them allow, in workers."""
         if self._hire is not None:
-            self._hire(
-                2 * sum(s.limiter.limit for s in self._limited.values() if s.limiter is not None)
-            )
-
-    async def _manifest(
-        self, session: Session, ref: Reference, scope: str
-    ) -> ImageManifest | ImageIndex:
-        """A manifest by digest, fetched once per scan (verified against the digest)."""
-        assert ref.digest is not None  # noqa: S101
-        return await self._manifests.get(
-            (session.host, ref.digest), lambda: session.get_manifest(ref, scope)
-        )
-
-    async def _config(
-        self, session: Session, repo: Repository, scope: str, descriptor: Descriptor
-    ) -> ConfigBlob:
-        return await self._configs.get(
-            (session.host, descriptor.digest),
-            lambda: get_config(session, repo, scope, descriptor),
-        )
-
-    def _use_head(self, host: str) -> bool:
-        if self._what == "digest" or self._resolve == "head":
-            return True
-        # Docker Hub counts manifest GETs against the pull limit and HEADs not: resolve each
-        # tag with a HEAD there and GET each distinct digest once. Elsewhere one GET per tag
-        # is the fewest requests.
-        return self._resolve == "auto" and host == DOCKER_HUB_REGISTRY
-
-    async def _process(self, ref: Reference) -> list[ScanResult]:
-        session, scope = await self._session(ref.repository)
-        digest, media_type, top = await resolve_tag(
-            session, ref, scope, head=self._use_head(session.host)
-        )
-        base = ScanResult(str(ref), str(ref.repository), ref.tag, digest, media_type)
-        if self._what == "digest":
-            if media_type in MANIFEST_MEDIA_TYPES:
-                return [replace(base, manifest_digest=digest)]
-            if media_type not in INDEX_MEDIA_TYPES:
-                return [base]
-        if top is None:
-            top = await self._manifest(session, ref.with_digest(digest), scope)
-        if isinstance(top, ImageIndex):
-            entries = platform_entries(top, ref, self._platform)
-            return [await self._resolve_entry(session, ref, scope, base, e) for e in entries]
-        return [await self._finish(session, ref, scope, base=base, manifest=top, entry=None)]
-
-    async def _resolve_entry(
-        self,
-        session: Session,
-        ref: Reference,
-        scope: str,
-        base: ScanResult,
-        entry: Descriptor,
-    ) -> ScanResult:
-        try:
-            if self._what == "digest":
-                return replace(base, platform=str(entry.platform), manifest_digest=entry.digest)
-            child = await image_for(ref, entry, lambda child: self._manifest(session, child, scope))
-            return await self._finish(session, ref, scope, base=base, manifest=child, entry=entry)
-        except RegistryError as exc:
-            # With platform="all" one broken platform must not hide the others.
-            return replace(base, platform=str(entry.platform), error=ScanError.of(exc))
-
-    async def _finish(
-        self,
-        session: Session,
-        ref: Reference,
-        scope: str,
-        *,
-        base: ScanResult,
-        manifest: ImageManifest,
-        entry: Descriptor | None,
-    ) -> ScanResult:
-        platform = str(entry.platform) if entry is not None and entry.platform else None
-        config = None
-        if self._what == "config":
-            config = await self._config(session, ref.repository, scope, manifest.config)
-            if platform is None and config.platform is not None:
-                platform = str(config.platform)
-        return replace(
-            base,
-            platform=platform,
-            manifest_digest=manifest.digest,
-            config_digest=manifest.config.digest,
-            manifest=manifest if self._what in ("manifest", "config") else None,
-            config=config,
-        )
+            self._hire(2 * sum(limiter.limit for limiter in self._tags.limiters.values()))
 
 
 class Scan:

@@ -1,0 +1,173 @@
+"""One tag of a scan: from a reference to its `ScanResult` (or one per platform).
+
+A tag is resolved by ``GET`` (the fewest requests) or by ``HEAD`` (digest scans, and Docker
+Hub, whose pull limit counts GETs and not HEADs), then its index entries and image, and its
+config, are fetched through memos keyed by digest, so nothing is fetched twice in a scan.
+Every request to a registry goes through that registry's session bound to the scan's
+`AdaptiveLimiter` for it, made on first use: it starts at 64 requests in flight per 25 ms
+of round trip to the registry (Little's law), at most ``ceiling``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+
+from ._blobs import get_config
+from ._exceptions import RegistryError
+from ._flight import Memo
+from ._manifests import image_for, platform_entries, resolve_tag
+from ._media import INDEX_MEDIA_TYPES, MANIFEST_MEDIA_TYPES
+from ._models import ConfigBlob, Descriptor, ImageIndex, ImageManifest, Platform
+from ._pacing import AdaptiveLimiter
+from ._references import DOCKER_HUB_REGISTRY, Reference, Repository
+from ._scan_results import Resolve, ScanError, ScanResult, What
+from ._scopes import RepoType
+from ._session import Session, Sessions
+
+__all__ = ["MEMO_SIZE", "TagScanner"]
+
+MEMO_SIZE = 2048  # distinct manifests / configs kept for reuse; older ones are fetched again
+
+
+class TagScanner:
+    """What a scan does for each tag (see the module doc); ``platform`` None is "all"."""
+
+    def __init__(
+        self,
+        sessions: Sessions,
+        *,
+        what: What,
+        platform: Platform | None,
+        repo_type: RepoType,
+        resolve: Resolve,
+        initial: int,
+        ceiling: int,
+        adaptive: bool,
+        on_grow: Callable[[], None],
+    ) -> None:
+        self._sessions = sessions
+        self._what = what
+        self._platform = platform
+        self._repo_type: RepoType = repo_type
+        self._resolve = resolve
+        self._initial = initial
+        self._ceiling = ceiling
+        self._adaptive = adaptive
+        self._on_grow = on_grow  # a limiter was made or grew
+        self._limited: dict[str, Session] = {}  # by host: the registry's session, bounded
+        self._manifests: Memo[tuple[str, str], ImageManifest | ImageIndex] = Memo(MEMO_SIZE)
+        self._configs: Memo[tuple[str, str], ConfigBlob] = Memo(MEMO_SIZE)
+
+    @property
+    def limiters(self) -> Mapping[str, AdaptiveLimiter]:
+        """Each registry host's limiter, for the hosts scanned so far."""
+        return {
+            host: session.limiter
+            for host, session in self._limited.items()
+            if session.limiter is not None
+        }
+
+    async def _session(self, repo: Repository) -> tuple[Session, str]:
+        """The session of ``repo``'s registry bounded by this scan's limiter for it, and the
+        pull scope."""
+        session, scope = await self._sessions.pull(repo, self._repo_type)
+        limited = self._limited.get(session.host)
+        if limited is None:
+            pacer = session.pacer
+            initial = self._initial
+            if self._adaptive and pacer.round_trip is not None:
+                # The requests needed in flight for a given throughput grow with the round
+                # trip (Little's law): 64 suits up to 25 ms, so a registry 100 ms away starts
+                # at 256 rather than spend its first round trips growing there.
+                initial = min(self._ceiling, max(initial, int(initial * pacer.round_trip / 0.025)))
+            limiter = AdaptiveLimiter(initial, self._ceiling, pacer, on_grow=self._on_grow)
+            limited = self._limited[session.host] = session.limited(limiter)
+            self._on_grow()
+        return limited, scope
+
+    async def _manifest(
+        self, session: Session, ref: Reference, scope: str
+    ) -> ImageManifest | ImageIndex:
+        """A manifest by digest, fetched once per scan (verified against the digest)."""
+        assert ref.digest is not None  # noqa: S101
+        return await self._manifests.get(
+            (session.host, ref.digest), lambda: session.get_manifest(ref, scope)
+        )
+
+    async def _config(
+        self, session: Session, repo: Repository, scope: str, descriptor: Descriptor
+    ) -> ConfigBlob:
+        return await self._configs.get(
+            (session.host, descriptor.digest),
+            lambda: get_config(session, repo, scope, descriptor),
+        )
+
+    def _use_head(self, host: str) -> bool:
+        if self._what == "digest" or self._resolve == "head":
+            return True
+        # Docker Hub counts manifest GETs against the pull limit and HEADs not: resolve each
+        # tag with a HEAD there and GET each distinct digest once. Elsewhere one GET per tag
+        # is the fewest requests.
+        return self._resolve == "auto" and host == DOCKER_HUB_REGISTRY
+
+    async def scan(self, ref: Reference) -> list[ScanResult]:
+        """The result of one tag: one, or one per platform with ``platform`` None."""
+        session, scope = await self._session(ref.repository)
+        digest, media_type, top = await resolve_tag(
+            session, ref, scope, head=self._use_head(session.host)
+        )
+        base = ScanResult(str(ref), str(ref.repository), ref.tag, digest, media_type)
+        if self._what == "digest":
+            if media_type in MANIFEST_MEDIA_TYPES:
+                return [replace(base, manifest_digest=digest)]
+            if media_type not in INDEX_MEDIA_TYPES:
+                return [base]
+        if top is None:
+            top = await self._manifest(session, ref.with_digest(digest), scope)
+        if isinstance(top, ImageIndex):
+            entries = platform_entries(top, ref, self._platform)
+            return [await self._resolve_entry(session, ref, scope, base, e) for e in entries]
+        return [await self._finish(session, ref, scope, base=base, manifest=top, entry=None)]
+
+    async def _resolve_entry(
+        self,
+        session: Session,
+        ref: Reference,
+        scope: str,
+        base: ScanResult,
+        entry: Descriptor,
+    ) -> ScanResult:
+        try:
+            if self._what == "digest":
+                return replace(base, platform=str(entry.platform), manifest_digest=entry.digest)
+            child = await image_for(ref, entry, lambda child: self._manifest(session, child, scope))
+            return await self._finish(session, ref, scope, base=base, manifest=child, entry=entry)
+        except RegistryError as exc:
+            # With platform="all" one broken platform must not hide the others.
+            return replace(base, platform=str(entry.platform), error=ScanError.of(exc))
+
+    async def _finish(
+        self,
+        session: Session,
+        ref: Reference,
+        scope: str,
+        *,
+        base: ScanResult,
+        manifest: ImageManifest,
+        entry: Descriptor | None,
+    ) -> ScanResult:
+        platform = str(entry.platform) if entry is not None and entry.platform else None
+        config = None
+        if self._what == "config":
+            config = await self._config(session, ref.repository, scope, manifest.config)
+            if platform is None and config.platform is not None:
+                platform = str(config.platform)
+        return replace(
+            base,
+            platform=platform,
+            manifest_digest=manifest.digest,
+            config_digest=manifest.config.digest,
+            manifest=manifest if self._what in ("manifest", "config") else None,
+            config=config,
+        )
