@@ -7,7 +7,6 @@ that omit Docker-Content-Digest, and Link headers that try to lead elsewhere.
 
 from __future__ import annotations
 
-import hashlib
 import signal
 import sys
 import time
@@ -18,6 +17,7 @@ import anyio
 import orjson
 import pytest
 from aiohttp import web
+from support.content import sha
 from support.webapp import start_app
 
 from aioregistry import (
@@ -34,10 +34,6 @@ from aioregistry import (
 pytestmark = pytest.mark.anyio
 
 DOCKER_V2 = "application/vnd.docker.distribution.manifest.v2+json"
-
-
-def sha(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 @dataclass

@@ -17,7 +17,8 @@ from collections.abc import AsyncIterator, Callable
 import anyio
 import pytest
 from aiohttp import web
-from support.fakes import DOCKER_V2, FakeServer, Handler, docker_manifest, sha
+from support.content import sha
+from support.fakes import DOCKER_V2, FakeServer, Handler, docker_manifest
 
 from aioregistry import (
     AuthenticationError,

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from dataclasses import dataclass, field
 import orjson
 import pytest
 from aiohttp import web
+from support.content import sha
 from support.webapp import start_app
 
 from aioregistry import (
@@ -35,10 +35,6 @@ pytestmark = pytest.mark.anyio
 
 DOCKER_V2 = "application/vnd.docker.distribution.manifest.v2+json"
 CONFIG = orjson.dumps({"architecture": "amd64", "os": "linux", "config": {}})
-
-
-def sha(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 MANIFEST = orjson.dumps(

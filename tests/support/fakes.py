@@ -8,25 +8,21 @@ With ``challenge`` set it answers requests without ``Authorization`` with a 401 
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 
 from aiohttp import web
 
+from .content import sha
 from .webapp import start_app
 
-__all__ = ["DOCKER_CONFIG", "DOCKER_V2", "FakeServer", "Handler", "docker_manifest", "sha"]
+__all__ = ["DOCKER_CONFIG", "DOCKER_V2", "FakeServer", "Handler", "docker_manifest"]
 
 DOCKER_V2 = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def sha(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def docker_manifest(config: bytes) -> bytes:
