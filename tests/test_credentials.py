@@ -1,10 +1,11 @@
 """Credential sources as people have them: docker's config.json (auths, credHelpers, credsStore),
 containers' auth.json, the environment and explicit credentials, in that order of precedence.
 
-Every test runs in a temporary home (HOME, DOCKER_CONFIG, XDG_RUNTIME_DIR, REGISTRY_AUTH_FILE
-point into tmp_path) and puts fake ``docker-credential-*`` helpers first on PATH; the fakes
-record each call (argv and stdin) in a JSON-lines file. The happy paths read ``private/secret``
-from the real token-auth registry, which the issuer grants to ``alice`` and never anonymously.
+Every test runs in conftest's temporary home (``temp_home``: HOME, with DOCKER_CONFIG and
+XDG_RUNTIME_DIR in it, and no REGISTRY_AUTH_FILE, DOCKER_USER or DOCKER_PASSWORD) and puts fake
+``docker-credential-*`` helpers first on PATH; the fakes record each call (argv and stdin) in a
+JSON-lines file. The happy paths read ``private/secret`` from the real token-auth registry,
+which the issuer grants to ``alice`` and never anonymously.
 """
 
 from __future__ import annotations
@@ -40,16 +41,17 @@ SECRET_REF = "private/secret:v1"
 
 
 class Home:
-    """A temporary home: where the config files go, and the fake helpers' directory."""
+    """conftest's ``temp_home``: where HOME, DOCKER_CONFIG and XDG_RUNTIME_DIR point (the last
+    two made here), so where the config files go; and the fake helpers' directory."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.home = root / "home"
-        self.docker = root / "docker-config"
-        self.runtime = root / "run"
+        self.home = Path(os.environ["HOME"])
+        self.docker = Path(os.environ["DOCKER_CONFIG"])
+        self.runtime = Path(os.environ["XDG_RUNTIME_DIR"])
         self.bin = root / "bin"
         self.calls = root / "helper-calls.jsonl"
-        for directory in (self.home, self.docker, self.runtime, self.bin):
+        for directory in (self.docker, self.runtime, self.bin):
             directory.mkdir()
 
     @property
@@ -101,12 +103,9 @@ class Home:
 
 
 @pytest.fixture
-def home(tmp_path, monkeypatch):
-    h = Home(tmp_path)
-    for name in ("DOCKER_USER", "DOCKER_PASSWORD", "REGISTRY_AUTH_FILE"):
-        monkeypatch.delenv(name, raising=False)
-    for name, value in h.env.items():
-        monkeypatch.setenv(name, value)
+def home(temp_home, monkeypatch):
+    h = Home(temp_home)
+    monkeypatch.setenv("PATH", h.env["PATH"])
     return h
 
 
