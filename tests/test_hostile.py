@@ -44,12 +44,6 @@ SECRETS = (PASSWORD, TOKEN, BASIC)
 NO_RETRIES = Retries(attempts=1)
 
 
-@pytest.fixture(autouse=True)
-def _no_env_credentials(monkeypatch):
-    monkeypatch.delenv("DOCKER_USER", raising=False)
-    monkeypatch.delenv("DOCKER_PASSWORD", raising=False)
-
-
 @pytest.fixture
 async def fake() -> AsyncIterator[FakeServer]:
     async with FakeServer() as server:
