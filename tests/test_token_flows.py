@@ -16,8 +16,8 @@ import urllib.parse
 import urllib.request
 
 import pytest
+from support.fakes import FakeServer
 from support.registry import RegistryProcess
-from support.webapp import start_app
 
 from aioregistry import Credentials, InsecureCredentials, RegistryClient, Unauthorized
 
@@ -246,21 +246,12 @@ async def test_harbor_realm_without_credentials(registry_harbor, fresh_issuer):
 async def test_identity_token_never_goes_in_clear_text_to_a_remote_realm():
     # A registry quirk the real one will not produce: a challenge naming a plain-HTTP realm on
     # another (non-loopback) host. 192.0.2.1 (TEST-NET-1) is never contacted.
-    from aiohttp import web  # noqa: PLC0415
-
-    async def v2(request: web.Request) -> web.Response:
-        challenge = 'Bearer realm="http://192.0.2.1:5000/token",service="x"'
-        return web.Response(status=401, headers={"WWW-Authenticate": challenge})
-
-    runner, port = await start_app(v2)
-    host = f"127.0.0.1:{port}"
-    creds = {host: Credentials("", identity_token="refresh-secret")}
-    try:
+    challenge = 'Bearer realm="http://192.0.2.1:5000/token",service="x"'
+    async with FakeServer(challenge=challenge) as fake:
+        creds = {fake.host: Credentials("", identity_token="refresh-secret")}
         async with RegistryClient(
             credentials=creds, plain_http=True, use_config_files=False
         ) as client:
             with pytest.raises(InsecureCredentials, match=r"plain HTTP to http://192\.0\.2\.1"):
-                await client.get_digest(f"{host}/{PUBLIC_REF}")
+                await client.get_digest(f"{fake.host}/{PUBLIC_REF}")
             assert client.stats.requests.get("token", 0) == 0
-    finally:
-        await runner.cleanup()
