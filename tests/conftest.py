@@ -7,6 +7,9 @@
 * ``registry_many``: token auth, a process and issuer of its own, with 1,000 tags over 250
   distinct images in ``test/many`` (for scans); ``many_issuer`` is its issuer, reset.
 
+Every test runs with HOME, DOCKER_CONFIG and XDG_RUNTIME_DIR in ``temp_home`` and without
+REGISTRY_AUTH_FILE, DOCKER_USER or DOCKER_PASSWORD (``no_personal_credentials``, autouse).
+
 Each registry has ``.content`` (a ``support.content.Content``) describing what was pushed.
 """
 
@@ -27,16 +30,20 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+@pytest.fixture
+def temp_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The empty home every test runs in: HOME is this directory, DOCKER_CONFIG its ``.docker``
+    and XDG_RUNTIME_DIR its ``run`` (neither is created: a test that writes there makes it)."""
+    return tmp_path_factory.mktemp("home")
+
+
 @pytest.fixture(autouse=True)
-def no_personal_credentials(
-    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def no_personal_credentials(temp_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Keep the developer's own docker/containers logins and DOCKER_USER out of every test
-    (a test that wants credentials sets them up itself)."""
-    home = tmp_path_factory.mktemp("home")
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setenv("DOCKER_CONFIG", str(home / ".docker"))
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(home / "run"))
+    (a test that wants credentials sets them up itself, in ``temp_home``)."""
+    monkeypatch.setenv("HOME", str(temp_home))
+    monkeypatch.setenv("DOCKER_CONFIG", str(temp_home / ".docker"))
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(temp_home / "run"))
     for name in ("REGISTRY_AUTH_FILE", "DOCKER_USER", "DOCKER_PASSWORD"):
         monkeypatch.delenv(name, raising=False)
 

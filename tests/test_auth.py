@@ -22,12 +22,6 @@ from aioregistry import (
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture(autouse=True)
-def _no_env_credentials(monkeypatch):
-    monkeypatch.delenv("DOCKER_USER", raising=False)
-    monkeypatch.delenv("DOCKER_PASSWORD", raising=False)
-
-
 # -- Basic auth over TLS ------------------------------------------------------------------
 
 

@@ -42,12 +42,6 @@ _MANIFEST_PATH = re.compile(r"^/v2/(?P<repo>.+)/manifests/(?P<ref>[^/?]+)$")
 _BLOB_PATH = re.compile(r"^/v2/(?P<repo>.+)/blobs/(?P<digest>[^/?]+)$")
 
 
-@pytest.fixture(autouse=True)
-def _no_env_credentials(monkeypatch):
-    monkeypatch.delenv("DOCKER_USER", raising=False)
-    monkeypatch.delenv("DOCKER_PASSWORD", raising=False)
-
-
 @pytest.fixture
 async def client():
     async with RegistryClient(use_env_credentials=False) as c:

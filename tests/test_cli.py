@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
 import sys
 
 import pytest
+from support.content import sha
 from support.tokens import decode_jwt_unverified
 
 
-def sha(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[bytes]:
-    full_env = {k: v for k, v in os.environ.items() if k not in ("DOCKER_USER", "DOCKER_PASSWORD")}
-    full_env.update(env or {})
+    full_env = {**os.environ, **(env or {})}  # conftest has left no credentials in os.environ
     return subprocess.run(
         [sys.executable, "-m", "aioregistry", *args],
         capture_output=True,

@@ -7,12 +7,10 @@ byte for byte with what the fixture pushed, and digests are recomputed from the 
 
 from __future__ import annotations
 
-import hashlib
-
 import aiohttp
 import anyio
 import pytest
-from support.content import PushedImage, PushedIndex
+from support.content import PushedImage, PushedIndex, sha
 
 from aioregistry import (
     ImageIndex,
@@ -26,10 +24,6 @@ from aioregistry import (
 )
 
 pytestmark = pytest.mark.anyio
-
-
-def sha(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 @pytest.fixture

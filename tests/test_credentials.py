@@ -1,10 +1,11 @@
 """Credential sources as people have them: docker's config.json (auths, credHelpers, credsStore),
 containers' auth.json, the environment and explicit credentials, in that order of precedence.
 
-Every test runs in a temporary home (HOME, DOCKER_CONFIG, XDG_RUNTIME_DIR, REGISTRY_AUTH_FILE
-point into tmp_path) and puts fake ``docker-credential-*`` helpers first on PATH; the fakes
-record each call (argv and stdin) in a JSON-lines file. The happy paths read ``private/secret``
-from the real token-auth registry, which the issuer grants to ``alice`` and never anonymously.
+Every test runs in conftest's temporary home (``temp_home``: HOME, with DOCKER_CONFIG and
+XDG_RUNTIME_DIR in it, and no REGISTRY_AUTH_FILE, DOCKER_USER or DOCKER_PASSWORD) and puts fake
+``docker-credential-*`` helpers first on PATH; the fakes record each call (argv and stdin) in a
+JSON-lines file. The happy paths read ``private/secret`` from the real token-auth registry,
+which the issuer grants to ``alice`` and never anonymously.
 """
 
 from __future__ import annotations
@@ -40,26 +41,18 @@ SECRET_REF = "private/secret:v1"
 
 
 class Home:
-    """A temporary home: where the config files go, and the fake helpers' directory."""
+    """conftest's ``temp_home``: where HOME, DOCKER_CONFIG and XDG_RUNTIME_DIR point (the last
+    two made here), so where the config files go; and the fake helpers' directory."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.home = root / "home"
-        self.docker = root / "docker-config"
-        self.runtime = root / "run"
+        self.home = Path(os.environ["HOME"])
+        self.docker = Path(os.environ["DOCKER_CONFIG"])
+        self.runtime = Path(os.environ["XDG_RUNTIME_DIR"])
         self.bin = root / "bin"
         self.calls = root / "helper-calls.jsonl"
-        for directory in (self.home, self.docker, self.runtime, self.bin):
+        for directory in (self.docker, self.runtime, self.bin):
             directory.mkdir()
-
-    @property
-    def env(self) -> dict[str, str]:
-        return {
-            "HOME": str(self.home),
-            "DOCKER_CONFIG": str(self.docker),
-            "XDG_RUNTIME_DIR": str(self.runtime),
-            "PATH": f"{self.bin}{os.pathsep}{os.environ.get('PATH', '')}",
-        }
 
     def docker_config(self, config: object) -> Path:
         path = self.docker / "config.json"
@@ -101,12 +94,9 @@ class Home:
 
 
 @pytest.fixture
-def home(tmp_path, monkeypatch):
-    h = Home(tmp_path)
-    for name in ("DOCKER_USER", "DOCKER_PASSWORD", "REGISTRY_AUTH_FILE"):
-        monkeypatch.delenv(name, raising=False)
-    for name, value in h.env.items():
-        monkeypatch.setenv(name, value)
+def home(temp_home, monkeypatch):
+    h = Home(temp_home)
+    monkeypatch.setenv("PATH", f"{h.bin}{os.pathsep}{os.environ.get('PATH', '')}")
     return h
 
 
@@ -585,11 +575,9 @@ async def test_explicit_credentials_beat_a_broken_config(home, registry_token, f
 # -- the CLI ---------------------------------------------------------------------------------
 
 
-def cli(home, *args, stdin=b"", env=None):
-    full_env = {k: v for k, v in os.environ.items() if k not in ("DOCKER_USER", "DOCKER_PASSWORD")}
-    full_env.update(home.env)
-    full_env.pop("REGISTRY_AUTH_FILE", None)
-    full_env.update(env or {})
+def cli(*args, stdin=b"", env=None):
+    """The CLI with this test's environment: the ``home`` fixture's, plus ``env``."""
+    full_env = {**os.environ, **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "aioregistry", *args],
         input=stdin,
@@ -603,7 +591,7 @@ def cli(home, *args, stdin=b"", env=None):
 def test_cli_auth_check_with_creds_store(home, registry_token, fresh_issuer):
     home.helper("desktop", {registry_token.host: {"Username": "alice", "Secret": PASSWORD}})
     path = home.docker_config({"auths": {registry_token.host: {}}, "credsStore": "desktop"})
-    result = cli(home, "auth", "check", registry_token.host)
+    result = cli("auth", "check", registry_token.host)
     out = result.stdout.decode()
     assert result.returncode == 0, result.stderr.decode()
     assert f"'alice' (docker config {path} (credsStore desktop))" in out
@@ -614,7 +602,7 @@ def test_cli_auth_check_with_creds_store(home, registry_token, fresh_issuer):
 
 def test_cli_auth_check_refused(home, registry_token, fresh_issuer):
     home.docker_config({"auths": {registry_token.host: alice_auth("wrong-pw")}})
-    result = cli(home, "auth", "check", registry_token.host)
+    result = cli("auth", "check", registry_token.host)
     err = result.stderr.decode()
     assert result.returncode == 1, err
     assert "credentials: 'alice' (docker config" in result.stdout.decode()
@@ -625,7 +613,7 @@ def test_cli_auth_check_refused(home, registry_token, fresh_issuer):
 
 
 def test_cli_auth_check_anonymous(home, registry_token, fresh_issuer):
-    result = cli(home, "auth", "check", registry_token.host)
+    result = cli("auth", "check", registry_token.host)
     assert result.returncode == 0, result.stderr.decode()
     assert "credentials: anonymous" in result.stdout.decode()
     assert fresh_issuer.issued[-1].account is None
@@ -633,15 +621,15 @@ def test_cli_auth_check_anonymous(home, registry_token, fresh_issuer):
 
 def test_cli_auth_check_basic_registry(home, registry_basic):
     ca = str(registry_basic.ca_file)
-    result = cli(home, "auth", "check", "--ca-file", ca, "-u", "alice", "--password-stdin",
+    result = cli("auth", "check", "--ca-file", ca, "-u", "alice", "--password-stdin",
                  registry_basic.host, stdin=b"wonderland\n")  # fmt: skip
     assert result.returncode == 0, result.stderr.decode()
     assert "credentials: 'alice' (explicit credentials)" in result.stdout.decode()
     assert "Basic" in result.stdout.decode()
-    result = cli(home, "auth", "check", "--ca-file", ca, registry_basic.host)
+    result = cli("auth", "check", "--ca-file", ca, registry_basic.host)
     assert result.returncode == 1
     assert "none usable were found [anonymous]" in result.stderr.decode()
-    result = cli(home, "auth", "check", "--ca-file", ca, registry_basic.host,
+    result = cli("auth", "check", "--ca-file", ca, registry_basic.host,
                  env={"DOCKER_USER": "alice", "DOCKER_PASSWORD": "nope"})  # fmt: skip
     assert result.returncode == 1
     assert "DOCKER_USER/DOCKER_PASSWORD" in result.stderr.decode()
@@ -649,12 +637,12 @@ def test_cli_auth_check_basic_registry(home, registry_basic):
 
 def test_cli_username_and_password_stdin(home, registry_token, fresh_issuer):
     image = f"{registry_token.host}/{SECRET_REF}"
-    result = cli(home, "digest", "-i", image, "--username", "alice", "--password-stdin",
+    result = cli("digest", "-i", image, "--username", "alice", "--password-stdin",
                  stdin=b"wonderland\n")  # fmt: skip
     assert result.returncode == 0, result.stderr.decode()
     assert result.stdout.decode().strip() == registry_token.content.get(SECRET_REF).digest
     assert fresh_issuer.issued[-1].account == "alice"
-    result = cli(home, "digest", "-i", image)
+    result = cli("digest", "-i", image)
     assert result.returncode == 1
     assert "anonymously" in result.stderr.decode()
 
@@ -668,7 +656,7 @@ def test_cli_username_and_password_stdin(home, registry_token, fresh_issuer):
     ],
 )
 def test_cli_credential_flags_misused(home, args, stdin, message):
-    result = cli(home, "tags", "-r", "127.0.0.1:9/x", *args, stdin=stdin)
+    result = cli("tags", "-r", "127.0.0.1:9/x", *args, stdin=stdin)
     assert result.returncode == 2
     assert message in result.stderr.decode()
     assert result.stderr.decode().count("\n") == 1
@@ -677,7 +665,7 @@ def test_cli_credential_flags_misused(home, args, stdin, message):
 def test_cli_broken_config_is_one_line(home, registry_token):
     path = home.docker / "config.json"
     path.write_text("{")
-    result = cli(home, "tags", "-r", f"{registry_token.host}/test/single")
+    result = cli("tags", "-r", f"{registry_token.host}/test/single")
     assert result.returncode == 1  # the machine's credential store failed, not the command
     err = result.stderr.decode()
     assert err.startswith(f"aioregistry: error: credentials file {path} is not valid JSON")

@@ -1,4 +1,5 @@
-"""Behaviour a real registry will not show on demand, against an in-process aiohttp server.
+"""Behaviour a real registry will not show on demand, against an in-process server
+(`support.fakes.FakeServer`).
 
 Pagination with Link headers (distribution 2.8 does not page tags), schema 1 answers, content
 that does not match its digest, malformed bodies, error bodies in text and HTML, registries
@@ -7,18 +8,17 @@ that omit Docker-Content-Digest, and Link headers that try to lead elsewhere.
 
 from __future__ import annotations
 
-import hashlib
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
 
 import anyio
 import orjson
 import pytest
 from aiohttp import web
-from support.webapp import start_app
+from support.content import sha
+from support.fakes import DOCKER_V2, FakeServer, docker_manifest
 
 from aioregistry import (
     DigestMismatch,
@@ -33,54 +33,11 @@ from aioregistry import (
 
 pytestmark = pytest.mark.anyio
 
-DOCKER_V2 = "application/vnd.docker.distribution.manifest.v2+json"
-
-
-def sha(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-@dataclass
-class Fake:
-    """An in-process registry: routes added per test, every request recorded."""
-
-    host: str = ""
-    routes: dict[tuple[str, str], Callable] = field(default_factory=dict)
-    seen: list[web.Request] = field(default_factory=list)
-    challenge: str | None = None  # WWW-Authenticate for requests without Authorization
-
-    def route(self, method: str, path: str) -> Callable[[Callable], Callable]:
-        def register(handler: Callable) -> Callable:
-            self.routes[(method, path)] = handler
-            return handler
-
-        return register
-
-    async def dispatch(self, request: web.Request) -> web.StreamResponse:
-        self.seen.append(request)
-        if self.challenge and "Authorization" not in request.headers:
-            return web.json_response(
-                {"errors": [{"code": "UNAUTHORIZED", "message": "authentication required"}]},
-                status=401,
-                headers={"WWW-Authenticate": self.challenge},
-            )
-        if request.path == "/v2/":
-            return web.json_response({})
-        handler = self.routes.get((request.method, request.path))
-        if handler is None and request.method == "HEAD":
-            handler = self.routes.get(("GET", request.path))
-        if handler is None:
-            raise web.HTTPNotFound(text="no route")
-        return await handler(request)
-
 
 @pytest.fixture
-async def fake() -> AsyncIterator[Fake]:
-    fake = Fake()
-    runner, port = await start_app(fake.dispatch)
-    fake.host = f"127.0.0.1:{port}"
-    yield fake
-    await runner.cleanup()
+async def fake() -> AsyncIterator[FakeServer]:
+    async with FakeServer() as server:
+        yield server
 
 
 @pytest.fixture
@@ -155,23 +112,8 @@ async def test_schema1_is_unsupported(fake, client):
         await client.get_manifest(f"{fake.host}/test/old:v1")
 
 
-def _manifest(config: bytes) -> bytes:
-    return orjson.dumps(
-        {
-            "schemaVersion": 2,
-            "mediaType": DOCKER_V2,
-            "config": {
-                "mediaType": "application/vnd.docker.container.image.v1+json",
-                "digest": sha(config),
-                "size": len(config),
-            },
-            "layers": [],
-        }
-    )
-
-
 async def test_manifest_by_digest_must_hash_to_that_digest(fake, client):
-    real = _manifest(b'{"os":"linux","architecture":"amd64"}')
+    real = docker_manifest(b'{"os":"linux","architecture":"amd64"}')
     tampered = real.replace(b'"layers":[]', b'"layers": []')
 
     async def serve(_: web.Request) -> web.Response:
@@ -186,7 +128,7 @@ async def test_manifest_by_digest_must_hash_to_that_digest(fake, client):
 
 async def test_config_that_does_not_match_its_descriptor_is_rejected(fake, client):
     config = b'{"os":"linux","architecture":"amd64"}'
-    manifest = _manifest(config)
+    manifest = docker_manifest(config)
 
     async def serve_manifest(_: web.Request) -> web.Response:
         return web.Response(body=manifest, content_type=DOCKER_V2)
@@ -201,7 +143,7 @@ async def test_config_that_does_not_match_its_descriptor_is_rejected(fake, clien
 
 
 async def test_missing_digest_header_falls_back_to_hashing_the_body(fake, client):
-    manifest = _manifest(b"{}")
+    manifest = docker_manifest(b"{}")
 
     async def serve(request: web.Request) -> web.Response:
         return web.Response(body=manifest, content_type=DOCKER_V2)  # no Docker-Content-Digest
@@ -212,7 +154,7 @@ async def test_missing_digest_header_falls_back_to_hashing_the_body(fake, client
 
 
 async def test_digest_header_is_used_when_present(fake, client):
-    manifest = _manifest(b"{}")
+    manifest = docker_manifest(b"{}")
 
     async def serve(request: web.Request) -> web.Response:
         assert "application/vnd.oci.image.index.v1+json" in request.headers["Accept"]
@@ -274,33 +216,28 @@ async def test_error_bodies_in_json_text_and_html(fake, client):
 async def test_redirect_to_another_host_drops_credentials(fake):
     """Blob stores redirect to a CDN: the registry's credentials must not follow."""
     config = b'{"os":"linux","architecture":"amd64"}'
-    cdn_seen: list[web.Request] = []
+    async with FakeServer("127.0.0.2") as cdn:
 
-    async def cdn_blob(request: web.Request) -> web.Response:
-        cdn_seen.append(request)
-        return web.Response(body=config)
-
-    runner, cdn_port = await start_app(cdn_blob, "127.0.0.2")
-    try:
+        async def cdn_blob(_: web.Request) -> web.Response:
+            return web.Response(body=config)
 
         async def redirect(request: web.Request) -> web.Response:
             assert request.headers["Authorization"].startswith("Basic ")
-            raise web.HTTPTemporaryRedirect(f"http://127.0.0.2:{cdn_port}/blob")
+            raise web.HTTPTemporaryRedirect(f"{cdn.url}/blob")
 
+        cdn.route("GET", "/blob")(cdn_blob)
         fake.route("GET", f"/v2/test/x/blobs/{sha(config)}")(redirect)
         fake.challenge = 'Basic realm="fake"'
         creds = {fake.host: ("alice", "pw")}
         async with RegistryClient(credentials=creds, use_env_credentials=False) as client:
             got = await client.get_blob(f"{fake.host}/test/x", sha(config))
-    finally:
-        await runner.cleanup()
     assert got == config
-    assert len(cdn_seen) == 1
-    assert "Authorization" not in cdn_seen[0].headers
+    assert len(cdn.seen) == 1
+    assert "Authorization" not in cdn.seen[0].headers
 
 
 async def test_transient_errors_are_retried_then_succeed(fake):
-    manifest = _manifest(b"{}")
+    manifest = docker_manifest(b"{}")
     answers = iter([503, 502, 429, 200])
     seen: list[str] = []
 
@@ -360,7 +297,7 @@ async def test_not_found_is_never_retried(fake, client):
 async def test_ctrl_c_stops_a_cli_scan_promptly_and_cleanly(fake):
     """SIGINT in the middle of a scan: exit 130 at once, a summary, no traceback."""
     tags = [f"t{i:03d}" for i in range(200)]
-    manifest = _manifest(b"{}")
+    manifest = docker_manifest(b"{}")
 
     async def tag_list(_: web.Request) -> web.Response:
         return web.json_response({"name": "test/slow", "tags": tags})

@@ -21,7 +21,7 @@ from support.content import (
     OCI_INDEX,
     PushedImage,
     PushedIndex,
-    sha256_digest,
+    sha,
 )
 from support.tokens import decode_jwt_unverified, parse_scope
 
@@ -264,7 +264,7 @@ async def test_content_bytes_index_children_and_blobs(registry_http):
                 assert resp.status == 200
                 raw = await resp.read()
             assert raw == expected.raw
-            assert sha256_digest(raw) == expected.digest
+            assert sha(raw) == expected.digest
         async with session.get(
             f"{registry_http.url}/v2/test/single/blobs/{big_layer.digest}"
         ) as resp:

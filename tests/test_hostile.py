@@ -17,7 +17,8 @@ from collections.abc import AsyncIterator, Callable
 import anyio
 import pytest
 from aiohttp import web
-from support.fakes import DOCKER_V2, FakeServer, Handler, docker_manifest, sha
+from support.content import sha
+from support.fakes import DOCKER_V2, FakeServer, Handler, docker_manifest
 
 from aioregistry import (
     AuthenticationError,
@@ -41,12 +42,6 @@ TOKEN = "tok-" + "Zm9vYmFy" * 8
 BASIC = base64.b64encode(f"alice:{PASSWORD}".encode()).decode()
 SECRETS = (PASSWORD, TOKEN, BASIC)
 NO_RETRIES = Retries(attempts=1)
-
-
-@pytest.fixture(autouse=True)
-def _no_env_credentials(monkeypatch):
-    monkeypatch.delenv("DOCKER_USER", raising=False)
-    monkeypatch.delenv("DOCKER_PASSWORD", raising=False)
 
 
 @pytest.fixture

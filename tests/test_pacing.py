@@ -2,24 +2,23 @@
 the retry time budget and the scan's adaptive concurrency.
 
 The policies are checked on their own with a fake clock; the behaviour end to end against an
-in-process server, because a real registry neither throttles nor stalls on demand. Times are
-only ever asserted as lower bounds set by the protocol (a pause the server asked for), never
-as how fast something ran.
+in-process server (`support.fakes.FakeServer`), because a real registry neither throttles nor
+stalls on demand. Times are only ever asserted as lower bounds set by the protocol (a pause the
+server asked for), never as how fast something ran.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
 
 import orjson
 import pytest
 from aiohttp import web
-from support.webapp import start_app
+from support.content import sha
+from support.fakes import DOCKER_V2, FakeServer, Handler, docker_manifest
 
 from aioregistry import (
     Limits,
@@ -33,57 +32,52 @@ from aioregistry._pacing import AdaptiveLimiter, HostPacer
 
 pytestmark = pytest.mark.anyio
 
-DOCKER_V2 = "application/vnd.docker.distribution.manifest.v2+json"
 CONFIG = orjson.dumps({"architecture": "amd64", "os": "linux", "config": {}})
+MANIFEST = docker_manifest(CONFIG)
+PACE = "/v2/test/pace"
 
 
-def sha(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-MANIFEST = orjson.dumps(
-    {
-        "schemaVersion": 2,
-        "mediaType": DOCKER_V2,
-        "config": {
-            "mediaType": "application/vnd.docker.container.image.v1+json",
-            "digest": sha(CONFIG),
-            "size": len(CONFIG),
-        },
-        "layers": [],
-    }
-)
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-@dataclass
 class Server:
-    """One route for manifests (``handler``), fixed answers for the rest; arrivals recorded."""
+    """A FakeServer for ``test/pace``: ``handler`` answers its manifests; the ping, the tag list
+    (``tags``) and its blobs (``CONFIG``) have fixed answers.
 
-    handler: Handler
-    host: str = ""
-    tags: list[str] = field(default_factory=list)
-    arrivals: list[tuple[float, str]] = field(default_factory=list)  # (monotonic, path)
-    in_flight: int = 0
-    in_flight_at_arrival: list[int] = field(default_factory=list)  # manifest requests only
-    released: asyncio.Event = field(default_factory=asyncio.Event)  # ends stalled answers
+    Manifest requests are counted in flight from their arrival (before ``delay``) until they
+    are answered; their arrival times and the number in flight at each arrival are recorded.
+    """
+
+    def __init__(self, fake: FakeServer, handler: Handler) -> None:
+        self.fake = fake
+        self.handler = handler
+        self.host = fake.host
+        self.tags: list[str] = []
+        self.arrivals: list[float] = []  # monotonic, manifest requests only
+        self.in_flight = 0
+        self.in_flight_at_arrival: list[int] = []  # manifest requests only
+        self.released = asyncio.Event()  # ends stalled answers
+        self.delay = 0.0  # added before every answer: a registry this far away
+        fake.route("GET", "/v2/")(self._ping)
+        fake.route("GET", f"{PACE}/tags/list")(self._tag_list)
+        fake.route("GET", f"{PACE}/blobs/*")(self._blob)
+        fake.route("GET", f"{PACE}/manifests/*")(self._manifest)
 
     async def stall(self) -> None:
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self.released.wait(), 30)
 
-    delay: float = 0.0  # added before every answer: a registry this far away
+    async def _ping(self, _: web.Request) -> web.StreamResponse:
+        await asyncio.sleep(self.delay)
+        return web.json_response({})
 
-    async def dispatch(self, request: web.Request) -> web.StreamResponse:
-        self.arrivals.append((time.monotonic(), request.path))
-        if "/manifests/" not in request.path:
-            await asyncio.sleep(self.delay)
-            if request.path == "/v2/":
-                return web.json_response({})
-            if request.path.endswith("/tags/list"):
-                return web.json_response({"name": "test/pace", "tags": self.tags})
-            return web.Response(body=CONFIG)  # a blob
+    async def _tag_list(self, _: web.Request) -> web.StreamResponse:
+        await asyncio.sleep(self.delay)
+        return web.json_response({"name": "test/pace", "tags": self.tags})
+
+    async def _blob(self, _: web.Request) -> web.StreamResponse:
+        await asyncio.sleep(self.delay)
+        return web.Response(body=CONFIG)
+
+    async def _manifest(self, request: web.Request) -> web.StreamResponse:
+        self.arrivals.append(time.monotonic())
         self.in_flight += 1
         self.in_flight_at_arrival.append(self.in_flight)
         try:
@@ -93,7 +87,7 @@ class Server:
             self.in_flight -= 1
 
     def manifest_arrivals(self) -> list[float]:
-        return [t for t, path in self.arrivals if "/manifests/" in path]
+        return list(self.arrivals)
 
 
 def manifest_response() -> web.Response:
@@ -102,22 +96,17 @@ def manifest_response() -> web.Response:
 
 @pytest.fixture
 async def serve() -> AsyncIterator[Callable[[Handler], Awaitable[Server]]]:
-    runners: list[web.AppRunner] = []
     servers: list[Server] = []
+    async with contextlib.AsyncExitStack() as stack:
 
-    async def start(handler: Handler) -> Server:
-        server = Server(handler)
-        runner, port = await start_app(server.dispatch)
-        runners.append(runner)
-        servers.append(server)
-        server.host = f"127.0.0.1:{port}"
-        return server
+        async def start(handler: Handler) -> Server:
+            server = Server(await stack.enter_async_context(FakeServer()), handler)
+            servers.append(server)
+            return server
 
-    yield start
-    for server in servers:
-        server.released.set()
-    for runner in runners:
-        await runner.cleanup()
+        yield start
+        for server in servers:
+            server.released.set()
 
 
 def client_for(**options) -> RegistryClient:

@@ -16,8 +16,8 @@ import urllib.parse
 import urllib.request
 
 import pytest
+from support.fakes import FakeServer
 from support.registry import RegistryProcess
-from support.webapp import start_app
 
 from aioregistry import Credentials, InsecureCredentials, RegistryClient, Unauthorized
 
@@ -57,21 +57,15 @@ def refresh_token_for(issuer, user: str = "alice", password: str = "wonderland")
     return token
 
 
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    for name in ("DOCKER_USER", "DOCKER_PASSWORD", "REGISTRY_AUTH_FILE", "XDG_RUNTIME_DIR"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("HOME", str(tmp_path))
-    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker"))
-    (tmp_path / "docker").mkdir()
-    return tmp_path
-
-
 def docker_login(home, host: str, *, user: str, password: str = "", token: str | None = None):
+    """What ``docker login`` leaves in ``home`` (conftest's ``temp_home``, whose ``.docker`` is
+    DOCKER_CONFIG)."""
     entry: dict[str, str] = {"auth": base64.b64encode(f"{user}:{password}".encode()).decode()}
     if token is not None:
         entry["identitytoken"] = token
-    (home / "docker" / "config.json").write_text(json.dumps({"auths": {host: entry}}))
+    docker_config = home / ".docker"
+    docker_config.mkdir(exist_ok=True)
+    (docker_config / "config.json").write_text(json.dumps({"auths": {host: entry}}))
 
 
 @pytest.fixture(scope="module")
@@ -145,9 +139,11 @@ def test_issuer_post_status_knob(fresh_issuer, status):
 # -- ACR-like: refresh-token exchange --------------------------------------------------------
 
 
-async def test_identity_token_from_docker_config_is_exchanged(home, registry_token, fresh_issuer):
+async def test_identity_token_from_docker_config_is_exchanged(
+    temp_home, registry_token, fresh_issuer
+):
     refresh = refresh_token_for(fresh_issuer)
-    docker_login(home, registry_token.host, user=ACR_USER, token=refresh)
+    docker_login(temp_home, registry_token.host, user=ACR_USER, token=refresh)
     fresh_issuer.reset()
     fresh_issuer.refresh_tokens[refresh] = "alice"  # reset forgets them; this one stays valid
     async with RegistryClient() as client:
@@ -166,9 +162,9 @@ async def test_identity_token_from_docker_config_is_exchanged(home, registry_tok
 
 
 async def test_refused_identity_token_is_unauthorized_without_the_token(
-    home, registry_token, fresh_issuer
+    temp_home, registry_token, fresh_issuer
 ):
-    docker_login(home, registry_token.host, user=ACR_USER, token="refresh-never-issued")
+    docker_login(temp_home, registry_token.host, user=ACR_USER, token="refresh-never-issued")
     async with RegistryClient() as client:
         with pytest.raises(
             Unauthorized, match=rf"token server refused '{ACR_USER}' with an identity token"
@@ -188,8 +184,8 @@ async def test_explicit_identity_token(registry_token, fresh_issuer):
     assert fresh_issuer.issued[-1].grant_type == "refresh_token"
 
 
-async def test_password_keeps_the_get_flow(home, registry_token, fresh_issuer):
-    docker_login(home, registry_token.host, user="alice", password="wonderland")
+async def test_password_keeps_the_get_flow(temp_home, registry_token, fresh_issuer):
+    docker_login(temp_home, registry_token.host, user="alice", password="wonderland")
     async with RegistryClient() as client:
         await client.get_digest(f"{registry_token.host}/{SECRET_REF}")
     assert [(r.method, r.grant_type) for r in fresh_issuer.requests] == [("GET", None)]
@@ -201,11 +197,11 @@ async def test_password_keeps_the_get_flow(home, registry_token, fresh_issuer):
 
 @pytest.mark.parametrize("status", [405, 404])
 async def test_post_refused_falls_back_to_get_with_basic(
-    home, registry_harbor, fresh_issuer, status
+    temp_home, registry_harbor, fresh_issuer, status
 ):
     fresh_issuer.post_status = status
     # docker writes both after a login that returned an identity token
-    docker_login(home, registry_harbor.host, user="alice", password="wonderland", token="rt")
+    docker_login(temp_home, registry_harbor.host, user="alice", password="wonderland", token="rt")
     async with RegistryClient() as client:
         manifest = await client.get_manifest(f"{registry_harbor.host}/{SECRET_REF}")
     assert manifest.raw == registry_harbor.content.get(SECRET_REF).raw
@@ -216,9 +212,11 @@ async def test_post_refused_falls_back_to_get_with_basic(
     assert fresh_issuer.issued[-1].account == "alice"
 
 
-async def test_post_refused_and_only_a_token_is_anonymous_get(home, registry_harbor, fresh_issuer):
+async def test_post_refused_and_only_a_token_is_anonymous_get(
+    temp_home, registry_harbor, fresh_issuer
+):
     fresh_issuer.post_status = 405
-    docker_login(home, registry_harbor.host, user=ACR_USER, token="rt")
+    docker_login(temp_home, registry_harbor.host, user=ACR_USER, token="rt")
     async with RegistryClient() as client:
         digest = await client.get_digest(f"{registry_harbor.host}/{PUBLIC_REF}")
         assert digest == registry_harbor.content.get(PUBLIC_REF).digest
@@ -235,7 +233,7 @@ async def test_post_refused_and_only_a_token_is_anonymous_get(home, registry_har
     ]
 
 
-async def test_harbor_realm_without_credentials(home, registry_harbor, fresh_issuer):
+async def test_harbor_realm_without_credentials(registry_harbor, fresh_issuer):
     async with RegistryClient() as client:
         with pytest.raises(Unauthorized, match="anonymously"):
             await client.get_manifest(f"{registry_harbor.host}/{SECRET_REF}")
@@ -248,21 +246,12 @@ async def test_harbor_realm_without_credentials(home, registry_harbor, fresh_iss
 async def test_identity_token_never_goes_in_clear_text_to_a_remote_realm():
     # A registry quirk the real one will not produce: a challenge naming a plain-HTTP realm on
     # another (non-loopback) host. 192.0.2.1 (TEST-NET-1) is never contacted.
-    from aiohttp import web  # noqa: PLC0415
-
-    async def v2(request: web.Request) -> web.Response:
-        challenge = 'Bearer realm="http://192.0.2.1:5000/token",service="x"'
-        return web.Response(status=401, headers={"WWW-Authenticate": challenge})
-
-    runner, port = await start_app(v2)
-    host = f"127.0.0.1:{port}"
-    creds = {host: Credentials("", identity_token="refresh-secret")}
-    try:
+    challenge = 'Bearer realm="http://192.0.2.1:5000/token",service="x"'
+    async with FakeServer(challenge=challenge) as fake:
+        creds = {fake.host: Credentials("", identity_token="refresh-secret")}
         async with RegistryClient(
             credentials=creds, plain_http=True, use_config_files=False
         ) as client:
             with pytest.raises(InsecureCredentials, match=r"plain HTTP to http://192\.0\.2\.1"):
-                await client.get_digest(f"{host}/{PUBLIC_REF}")
+                await client.get_digest(f"{fake.host}/{PUBLIC_REF}")
             assert client.stats.requests.get("token", 0) == 0
-    finally:
-        await runner.cleanup()

@@ -55,7 +55,7 @@ __all__ = [
     "apush_content",
     "build_content",
     "push_content",
-    "sha256_digest",
+    "sha",
 ]
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
@@ -80,7 +80,8 @@ CREATED = "2024-05-01T12:00:00Z"
 SHELL_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
-def sha256_digest(data: bytes) -> str:
+def sha(data: bytes) -> str:
+    """The digest of ``data`` as registries write it: ``sha256:<hex>``."""
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
@@ -254,7 +255,7 @@ def _tar_layer(seed: str, size: int, media_type: str) -> PushedBlob:
         tar.addfile(info, io.BytesIO(payload))
     tar_bytes = buffer.getvalue()
     raw = gzip.compress(tar_bytes, compresslevel=6, mtime=0)
-    return PushedBlob(media_type, raw, sha256_digest(raw), sha256_digest(tar_bytes))
+    return PushedBlob(media_type, raw, sha(raw), sha(tar_bytes))
 
 
 def _parse_platform(platform: str) -> dict[str, str]:
@@ -266,7 +267,7 @@ def _parse_platform(platform: str) -> dict[str, str]:
 
 
 def _descriptor(media_type: str, raw: bytes, **extra: Any) -> dict[str, Any]:
-    return {"mediaType": media_type, "digest": sha256_digest(raw), "size": len(raw), **extra}
+    return {"mediaType": media_type, "digest": sha(raw), "size": len(raw), **extra}
 
 
 def _blob_descriptor(blob: PushedBlob) -> dict[str, Any]:
@@ -328,10 +329,10 @@ def _image(
         repository=repository,
         media_type=manifest_type,
         raw=raw,
-        digest=sha256_digest(raw),
+        digest=sha(raw),
         config_media_type=config_type,
         config_raw=config_raw,
-        config_digest=sha256_digest(config_raw),
+        config_digest=sha(config_raw),
         platform=platform,
         layers=layers,
     )
@@ -373,10 +374,10 @@ def _plugin(repository: str) -> PushedImage:
         repository=repository,
         media_type=DOCKER_MANIFEST,
         raw=raw,
-        digest=sha256_digest(raw),
+        digest=sha(raw),
         config_media_type=DOCKER_PLUGIN_CONFIG,
         config_raw=config_raw,
-        config_digest=sha256_digest(config_raw),
+        config_digest=sha(config_raw),
         platform=None,
         layers=(layer,),
     )
@@ -396,7 +397,7 @@ def _attestation(repository: str, subject: PushedImage) -> PushedImage:
         "predicate": {"spdxVersion": "SPDX-2.3", "name": "aioregistry-test-sbom", "packages": []},
     }
     layer_raw = _compact_json(statement)
-    layer = PushedBlob(IN_TOTO_LAYER, layer_raw, sha256_digest(layer_raw))
+    layer = PushedBlob(IN_TOTO_LAYER, layer_raw, sha(layer_raw))
     config_raw = _compact_json(
         {
             "architecture": "unknown",
@@ -421,10 +422,10 @@ def _attestation(repository: str, subject: PushedImage) -> PushedImage:
         repository=repository,
         media_type=OCI_MANIFEST,
         raw=raw,
-        digest=sha256_digest(raw),
+        digest=sha(raw),
         config_media_type=OCI_CONFIG,
         config_raw=config_raw,
-        config_digest=sha256_digest(config_raw),
+        config_digest=sha(config_raw),
         platform="unknown/unknown",
         layers=(layer,),
     )
@@ -447,7 +448,7 @@ def _index(
         entries.append(entry)
     document = {"schemaVersion": 2, "mediaType": media_type, "manifests": entries}
     raw = _docker_json(document) if media_type == DOCKER_LIST else _compact_json(document)
-    return PushedIndex(repository, media_type, raw, sha256_digest(raw), children)
+    return PushedIndex(repository, media_type, raw, sha(raw), children)
 
 
 def build_content(*, many_tags: int = 300, distinct: int = 40) -> tuple[Content, _Plan]:
@@ -634,7 +635,7 @@ class _Pusher:
         )
         if status != 201:
             raise PushError(f"putting manifest {repository}:{reference}: {status} {body[:500]!r}")
-        digest = sha256_digest(raw)
+        digest = sha(raw)
         if headers.get("Docker-Content-Digest", digest) != digest:
             raise PushError(f"registry computed {headers['Docker-Content-Digest']}, not {digest}")
 

@@ -2,31 +2,29 @@
 
 :class:`FakeServer` serves routes a test adds (``fake.route("GET", path)(handler)``) on a
 loopback address of its choice (``127.0.0.2`` plays "another host") and records every request.
+A path ending in ``*`` is a prefix: it serves every path that starts with the rest, when no
+route names that path exactly (the longest prefix wins).
 With ``challenge`` set it answers requests without ``Authorization`` with a 401 and that
 ``WWW-Authenticate``. ``GET /v2/`` answers 200 unless a route replaces it.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 
 from aiohttp import web
 
+from .content import sha
 from .webapp import start_app
 
-__all__ = ["DOCKER_CONFIG", "DOCKER_V2", "FakeServer", "Handler", "docker_manifest", "sha"]
+__all__ = ["DOCKER_CONFIG", "DOCKER_V2", "FakeServer", "Handler", "docker_manifest"]
 
 DOCKER_V2 = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def sha(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def docker_manifest(config: bytes) -> bytes:
@@ -65,11 +63,23 @@ class FakeServer:
     def requests_to(self, path: str) -> list[web.Request]:
         return [r for r in self.seen if r.path == path]
 
+    def _handler(self, method: str, path: str) -> Handler | None:
+        for candidate in (method, "GET") if method == "HEAD" else (method,):
+            handler = self.routes.get((candidate, path))
+            if handler is not None:
+                return handler
+            prefixes = [
+                route
+                for verb, route in self.routes
+                if verb == candidate and route.endswith("*") and path.startswith(route[:-1])
+            ]
+            if prefixes:
+                return self.routes[(candidate, max(prefixes, key=len))]
+        return None
+
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         self.seen.append(request)
-        handler = self.routes.get((request.method, request.path))
-        if handler is None and request.method == "HEAD":
-            handler = self.routes.get(("GET", request.path))
+        handler = self._handler(request.method, request.path)
         if self.challenge and "Authorization" not in request.headers:
             return web.json_response(
                 {"errors": [{"code": "UNAUTHORIZED", "message": "authentication required"}]},
