@@ -200,26 +200,30 @@ class _Proxy:
 # -- one scan --------------------------------------------------------------------------------
 
 
-def _check(out: str, expected: dict[str, Any]) -> dict[str, int]:
-    """How many tags are missing, failed, or answered other than pushed (as bench.py checks)."""
+def _check(out: str, expected: dict[str, Any]) -> dict[str, Any]:
+    """How many tags are missing, failed, or answered other than pushed (as bench.py checks),
+    and the first few failures' errors."""
     got: dict[str, dict[str, Any]] = {}
     for line in out.splitlines():
         record = json.loads(line)
         got[record["tag"]] = record
     missing = failed = wrong = 0
+    errors: list[str] = []
     for tag, exp in expected.items():
         rec = got.get(tag)
         if rec is None:
             missing += 1
         elif rec.get("error"):
             failed += 1
+            if len(errors) < 3:
+                errors.append(f"{tag}: {rec['error']['type']}: {rec['error']['message']}")
         elif (rec["digest"], rec["manifest_digest"], rec["config_digest"]) != (
             exp.digest,
             exp.manifest_digest,
             exp.config_digest,
         ):
             wrong += 1
-    return {"missing": missing, "failed": failed, "wrong": wrong}
+    return {"missing": missing, "failed": failed, "wrong": wrong, "errors": errors}
 
 
 def _number(pattern: re.Pattern[str], text: str) -> float | None:
@@ -260,7 +264,7 @@ def scan_once(env: Any, setup: Setup, seed: int) -> dict[str, Any]:
     if proc.returncode in (0, 1):  # 1: some tags failed, the rest were printed
         run.update(_check(proc.stdout, expected))
     else:
-        run.update(missing=len(expected), failed=0, wrong=0, stderr=proc.stderr[-2000:])
+        run.update(missing=len(expected), failed=0, wrong=0, errors=[proc.stderr[-500:]])
     return run
 
 
@@ -390,6 +394,14 @@ def markdown(data: dict[str, Any]) -> list[str]:
                 f"{_num(_median(ref, 'peak_concurrency'))} | {_bad(ref)} |"
             )
         lines.append("")
+        failures = [
+            f"- {key}, run {i + 1}: {error}"
+            for key, runs_ in by_setup.items()
+            for i, r in enumerate(runs_)
+            for error in r.get("errors", [])
+        ]
+        if failures:
+            lines += ["Failed tags (the first three of a run):", "", *failures, ""]
     return lines
 
 
