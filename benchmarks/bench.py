@@ -296,6 +296,37 @@ def concurrency_sweep(
     return table
 
 
+def _adversity_options(parser: argparse.ArgumentParser) -> None:
+    """benchmarks/adversity.py's flags (its section is part of the extras, after the sweep)."""
+    parser.add_argument(
+        "--no-adversity",
+        action="store_true",
+        help="skip the adversity section (so does --no-extras)",
+    )
+    parser.add_argument(
+        "--only-adversity",
+        action="store_true",
+        help="run the adversity section alone (writes DATE-MACHINE-adversity.md/.json)",
+    )
+    parser.add_argument("--adversity-rtt", help="its RTTs (default: the first of --rtt)")
+
+
+def _adversity(env: BenchEnv, args: argparse.Namespace, rtts: list[float]) -> dict[str, Any]:
+    """benchmarks/adversity.py's section, unless skipped ({} then)."""
+    if args.no_adversity or (args.no_extras and not args.only_adversity):
+        return {}
+    import adversity  # noqa: PLC0415
+
+    chosen = [float(x) for x in args.adversity_rtt.split(",")] if args.adversity_rtt else rtts[:1]
+    data = adversity.run(env, chosen, args.runs)
+    print("\n".join(adversity.markdown(data)))
+    if args.only_adversity:  # a report of its own, beside (not over) the day's full report
+        args.out.mkdir(parents=True, exist_ok=True)
+        path = adversity.write(args.out / f"{date.today().isoformat()}-{machine()}-adversity", data)
+        print(f"report: {path}", file=sys.stderr)
+    return data
+
+
 def machine() -> str:
     return f"{platform.machine()}-{os.cpu_count()}cpu"
 
@@ -310,6 +341,7 @@ def main() -> None:
     parser.add_argument(
         "--rewrite", type=Path, help="only rewrite the report from a results .json of a run"
     )
+    _adversity_options(parser)
     args = parser.parse_args()
     rtts = [float(x) for x in args.rtt.split(",")]
     import report  # noqa: PLC0415
@@ -326,9 +358,13 @@ def main() -> None:
         tempfile.TemporaryDirectory(prefix="aioregistry-bench-") as workdir,
         bench_env(Path(workdir)) as env,
     ):
+        if args.only_adversity:
+            _adversity(env, args, rtts)
+            return
         rows = measure(env, rtts, args.runs, set(args.only) if args.only else None)
         sweep = {} if args.no_extras else concurrency_sweep(env, rtts, SWEEP_LEVELS)
-    extras: dict[str, Any] = {}
+        adversity = _adversity(env, args, rtts)
+    extras: dict[str, Any] = {"adversity": adversity} if adversity else {}
     if not args.no_extras:
         import memory  # noqa: PLC0415
         import startup  # noqa: PLC0415

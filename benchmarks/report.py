@@ -119,6 +119,15 @@ def _plot(path: Path, rows: list[Any], rtts: list[float]) -> bool:
     return True
 
 
+def _adversity(extras: dict[str, Any]) -> list[str]:
+    """The section "under adversity" (benchmarks/adversity.py), when the run measured it."""
+    if not extras.get("adversity"):
+        return []
+    import adversity  # noqa: PLC0415
+
+    return adversity.markdown(extras["adversity"])
+
+
 def write(
     stem: Path,
     rows: list[Any],
@@ -170,6 +179,7 @@ def write(
             for item in data:
                 lines.append("| " + " | ".join(str(item[h]) for h in header) + " |")
             lines.append("")
+    lines += _adversity(extras)
     stem.with_suffix(".json").write_text(
         json.dumps(
             {
