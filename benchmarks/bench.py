@@ -367,6 +367,7 @@ def main() -> None:
         sweep = {float(k): dict(v) for k, v in saved["sweep"].items()}
         rtts = sorted({row.rtt for row in rows})
         report.write(args.rewrite.with_suffix(""), rows, sweep, saved["extras"], rtts)
+        print("\n".join(report.summary(rows)), file=sys.stderr)
         return
 
     with (
@@ -385,6 +386,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     stem = args.out / f"{date.today().isoformat()}-{machine()}"
     report.write(stem, rows, sweep, extras, rtts)
+    print("\n".join(report.summary(rows)), file=sys.stderr)
     print(f"report: {stem}.md", file=sys.stderr)
 
 
