@@ -135,7 +135,8 @@ def sweep_limit(env: BenchEnv, repo: str) -> dict[str, Any]:
     """One timed pass of the limit per level of `limit.SWEEP` (one process, one discovery).
 
     Sets ``env.limit_concurrency[repo]`` to the level of the fastest pass, at which the limit's
-    normal runs follow. Returns the plan and every pass (seconds, registry CPU, concurrency).
+    normal runs follow. Returns the plan, every pass (seconds, registry CPU, concurrency) and
+    the registry's cores (for the physical floor).
     """
     import limit  # noqa: PLC0415
 
@@ -150,7 +151,7 @@ def sweep_limit(env: BenchEnv, repo: str) -> dict[str, Any]:
     env.limit_concurrency[repo] = report["concurrency"]
     passes = ", ".join(f"{p['concurrency']}: {p['seconds']:.2f} s" for p in report["passes"])
     print(f"rtt={env.rtt * 1000:.0f}ms {repo} limit sweep: {passes}", file=sys.stderr, flush=True)
-    return {"plan": plan, "passes": report["passes"]}
+    return {"plan": plan, "passes": report["passes"], "registry_cores": env.registry_cores}
 
 
 @dataclass

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import threading
 from collections.abc import Iterator
@@ -147,6 +148,11 @@ class BenchEnv:
     def registry_cpu(self) -> float:
         """The registry process's user + system CPU seconds so far (all its threads)."""
         return cpu_seconds(self.registry_pid)
+
+    @property
+    def registry_cores(self) -> int:
+        """The CPUs the registry may run on (its affinity): Go runs on all of them."""
+        return len(os.sched_getaffinity(self.registry_pid))
 
     def set_rtt(self, rtt: float) -> None:
         self.rtt = rtt

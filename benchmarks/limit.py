@@ -42,7 +42,7 @@ the registry's access log (same method+path multiset), and prints a table.
 
 `floor` is the latency floor of a request plan at a given round-trip time; `physical_floor`
 is the larger of that floor (one round trip per dependency level) and the registry's own CPU
-time for the requests.
+time for the requests spread over its cores.
 """
 
 from __future__ import annotations
@@ -187,17 +187,18 @@ def floor(rtt: float, concurrency: int, plan: RequestPlan) -> float:
     return rounds(concurrency, plan) * rtt
 
 
-def physical_floor(rtt: float, plan: RequestPlan, registry_cpu: float) -> float:
-    """The larger of the plan's latency floor and the registry's CPU seconds for it.
+def physical_floor(rtt: float, plan: RequestPlan, registry_cpu: float, cores: int = 1) -> float:
+    """The larger of the plan's latency floor and the registry's CPU time for it, as wall time.
 
     The latency part is `floor` with every level sent at once (one round trip per dependency
     level, tag-list pages one each; connection set-up left out). The CPU part is what the
-    registry process itself spent serving the requests (``registry_cpu``, see `cpu_seconds`),
-    as wall time: it assumes the registry gets one core's worth while it works, and more
-    cores would lower it only if the clients and the network left them free.
+    registry process itself spent serving the requests (``registry_cpu``, see `cpu_seconds`)
+    spread over the ``cores`` it may run on: a Go registry runs on all of them at once, so
+    CPU seconds alone are no floor (on 2 cores it spends more CPU seconds than the fastest
+    pass takes). The clients and the network need CPU too, so the true floor is higher.
     """
     widest = max(plan.ping, plan.token, plan.manifests, plan.children, plan.configs, 1)
-    return max(floor(rtt, widest, plan), registry_cpu)
+    return max(floor(rtt, widest, plan), registry_cpu / cores)
 
 
 def cpu_seconds(pid: int) -> float:
