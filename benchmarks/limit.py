@@ -516,7 +516,7 @@ def _best(passes: Sequence[LimitResult]) -> LimitResult:
 
 _SUMMARY = re.compile(
     r"aioregistry: (\d+) results, (\d+) errors, (\d+) requests \(([^)]*)\), (\d+) tokens, "
-    r"(\d+) retries, [\d.]+ MB, ([\d.]+) s"
+    r"(\d+) retries, (?:up to \d+ in flight, )?[\d.]+ MB, ([\d.]+) s"
 )
 
 
