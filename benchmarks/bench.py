@@ -6,7 +6,9 @@ manifest, and the config blob. Each contender is a whole process (see `contender
 several times at each added round-trip time; every answer is checked against what was pushed.
 Slow peers are timed on the first N tags and extrapolated to the whole repository (said so in
 the report). Counted per run: wall time, peak RSS (``/usr/bin/time``), HTTP requests (the
-registry's access log), token requests (the issuer's count).
+registry's access log), token requests (the issuer's count), the registry's CPU seconds
+(``/proc/PID/stat``). The limit sweeps its concurrency once per RTT and repository
+(`sweep_limit`) and then runs at the winner.
 
     python benchmarks/bench.py --rtt 0,0.02,0.1 --runs 3 --out benchmarks/results
 """
@@ -109,12 +111,47 @@ def contenders(venv_python: Callable[[str], Path]) -> list[Contender]:
             _peer([str(venv_python("aioregistry073")), str(peers / "aioregistry073_scan.py")]),
         ),
         Contender(
-            "limit: load generator (aiohttp, no parsing, concurrency 256)",
-            _peer([PYTHON, str(HERE / "limit.py")], platform=False),
+            "limit: load generator (aiohttp, no parsing, best concurrency of a sweep)",
+            _limit_argv,
             checks_config=False,
             is_limit=True,
         ),
     ]
+
+
+def _limit_argv(env: BenchEnv, repo: str, _limit: int | None, levels: str = "") -> list[str]:
+    """The limit at ``levels`` (default: the winner of this RTT's sweep), counting CPU."""
+    import limit  # noqa: PLC0415
+
+    levels = levels or str(env.limit_concurrency.get(repo, limit.DEFAULT_CONCURRENCY))
+    return [
+        PYTHON, str(HERE / "limit.py"), "--registry", env.host, "--repository", repo,
+        "--ca-file", str(env.ca_file), "--concurrency", levels,
+        "--registry-pid", str(env.registry_pid),
+    ]  # fmt: skip
+
+
+def sweep_limit(env: BenchEnv, repo: str) -> dict[str, Any]:
+    """One timed pass of the limit per level of `limit.SWEEP` (one process, one discovery).
+
+    Sets ``env.limit_concurrency[repo]`` to the level of the fastest pass, at which the limit's
+    normal runs follow. Returns the plan, every pass (seconds, registry CPU, concurrency) and
+    the registry's cores (for the physical floor).
+    """
+    import limit  # noqa: PLC0415
+
+    levels = ",".join(str(level) for level in limit.SWEEP)
+    proc = subprocess.run(
+        _limit_argv(env, repo, None, levels), capture_output=True, text=True, cwd=ROOT, check=False
+    )
+    if proc.returncode != 0:
+        raise SystemExit(f"the limit's sweep failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    plan = json.loads(proc.stderr.strip().splitlines()[-1])["plan"]
+    env.limit_concurrency[repo] = report["concurrency"]
+    passes = ", ".join(f"{p['concurrency']}: {p['seconds']:.2f} s" for p in report["passes"])
+    print(f"rtt={env.rtt * 1000:.0f}ms {repo} limit sweep: {passes}", file=sys.stderr, flush=True)
+    return {"plan": plan, "passes": report["passes"], "registry_cores": env.registry_cores}
 
 
 @dataclass
@@ -129,6 +166,9 @@ class Run:
     work_seconds: float | None = None
     # Our scan's most requests in flight (its adaptive concurrency's peak), from its summary.
     peak_concurrency: int | None = None
+    # The registry process's CPU seconds over the run (the limit: over its timed pass).
+    registry_cpu_seconds: float | None = None
+    concurrency: int | None = None  # the limit's
 
 
 @dataclass
@@ -139,6 +179,8 @@ class Row:
     total_tags: int
     runs: list[Run] = field(default_factory=list)
     is_limit: bool = False
+    # The limit's sweep at this RTT: {"plan": requests by level, "passes": one per level}.
+    limit_sweep: dict[str, Any] | None = None
 
     @property
     def sampled(self) -> bool:
@@ -206,6 +248,7 @@ def run_once(env: BenchEnv, contender: Contender, repo: str, limit: int | None) 
     expected = env.expected[repo]
     argv = contender.argv(env, repo, limit)
     mark, tokens_before = env.registry.log_mark(), env.issuer.count
+    cpu_before = env.registry_cpu()
     with tempfile.NamedTemporaryFile("r", suffix=".time") as timing:
         started = time.perf_counter()
         proc = subprocess.run(
@@ -217,6 +260,7 @@ def run_once(env: BenchEnv, contender: Contender, repo: str, limit: int | None) 
             env={**os.environ, "SSL_CERT_FILE": str(env.ca_file)},
         )
         seconds = time.perf_counter() - started
+        registry_cpu = env.registry_cpu() - cpu_before
         rss_kb = int(timing.read().strip().splitlines()[-1] or 0)
     if proc.returncode != 0:
         raise SystemExit(f"{contender.name} failed ({proc.returncode}): {proc.stderr[-2000:]}")
@@ -225,11 +269,13 @@ def run_once(env: BenchEnv, contender: Contender, repo: str, limit: int | None) 
     tokens = env.issuer.count - tokens_before
     work: float | None = None
     peak: int | None = None
+    level: int | None = None
     if contender.is_limit:
-        # Its untimed discovery pass (finding the URLs) is not the work: take its own count
-        # and time of the timed pass.
+        # Its untimed discovery pass (finding the URLs) is not the work: take its own count,
+        # time and registry CPU of the timed pass.
         report = json.loads(proc.stdout.strip().splitlines()[-1])
         work, requests, tokens = report["seconds"], report["requests"], report["token_requests"]
+        registry_cpu, level = report["registry_cpu_seconds"], report["concurrency"]
     else:
         _verify(contender.name, proc.stdout, expected, tags, contender.checks_config)
         summary = SUMMARY.search(proc.stderr)
@@ -238,7 +284,7 @@ def run_once(env: BenchEnv, contender: Contender, repo: str, limit: int | None) 
         in_flight = PEAK.search(proc.stderr)
         if in_flight:
             peak = int(in_flight.group(1))
-    return Run(seconds, rss_kb / 1024, requests, tokens, tags, work, peak)
+    return Run(seconds, rss_kb / 1024, requests, tokens, tags, work, peak, registry_cpu, level)
 
 
 def _settled_count(env: BenchEnv, mark: int) -> int:
@@ -265,6 +311,8 @@ def measure(env: BenchEnv, rtts: list[float], runs: int, only: set[str] | None) 
                 row = Row(
                     contender.name, repo, rtt, len(env.expected[repo]), is_limit=contender.is_limit
                 )
+                if contender.is_limit:
+                    row.limit_sweep = sweep_limit(env, repo)
                 for _ in range(contender.runs(rtt, runs)):
                     row.runs.append(run_once(env, contender, repo, limit))
                 rows.append(row)
@@ -352,6 +400,7 @@ def main() -> None:
         sweep = {float(k): dict(v) for k, v in saved["sweep"].items()}
         rtts = sorted({row.rtt for row in rows})
         report.write(args.rewrite.with_suffix(""), rows, sweep, saved["extras"], rtts)
+        print("\n".join(report.summary(rows)), file=sys.stderr)
         return
 
     with (
@@ -374,6 +423,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     stem = args.out / f"{date.today().isoformat()}-{machine()}"
     report.write(stem, rows, sweep, extras, rtts)
+    print("\n".join(report.summary(rows)), file=sys.stderr)
     print(f"report: {stem}.md", file=sys.stderr)
 
 

@@ -9,22 +9,26 @@
 - Content, generated and pushed through the API: ``bench/many`` (1,000 tags over 250 distinct
   images, 25 of them multi-arch indexes of three platforms) and ``bench/distinct`` (200 tags,
   200 distinct images). `Expected` holds, per tag, what a correct client must answer.
+- `BenchEnv.registry_cpu`: the registry process's CPU seconds so far, for the CPU the registry
+  spends on a contender's requests (`limit.cpu_seconds`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent / "tests"), str(HERE)]
 
 from latency_proxy import LatencyProxy  # noqa: E402
+from limit import cpu_seconds  # noqa: E402
 from support.certs import make_certs  # noqa: E402
 from support.content import (  # noqa: E402
     DOCKER_LIST,
@@ -126,14 +130,33 @@ class BenchEnv:
     ca_file: Path
     expected: dict[str, dict[str, Expected]]
     rtt: float = 0.0
+    # Per repository, the concurrency that won the limit's sweep at this RTT.
+    limit_concurrency: dict[str, int] = field(default_factory=dict)
 
     @property
     def host(self) -> str:
         """The address contenders use: the registry behind the latency proxy."""
         return f"127.0.0.1:{self.registry_proxy.port}"
 
+    @property
+    def registry_pid(self) -> int:
+        pid = self.registry.pid
+        if pid is None:
+            raise RuntimeError("the registry is not running")
+        return pid
+
+    def registry_cpu(self) -> float:
+        """The registry process's user + system CPU seconds so far (all its threads)."""
+        return cpu_seconds(self.registry_pid)
+
+    @property
+    def registry_cores(self) -> int:
+        """The CPUs the registry may run on (its affinity): Go runs on all of them."""
+        return len(os.sched_getaffinity(self.registry_pid))
+
     def set_rtt(self, rtt: float) -> None:
         self.rtt = rtt
+        self.limit_concurrency.clear()  # a new RTT: the limit sweeps again
         for proxy in (self.registry_proxy, self.realm_proxy):
             proxy.delay = rtt / 2
 

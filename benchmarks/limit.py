@@ -20,11 +20,19 @@ How:
    would discover it: each tag's manifest, followed by its child and its config when they are
    first seen. The workers do not wait for a parent's answer before asking for what it
    names, so this is a bound no real client can beat. Every answer must be 200.
+3. **the sweep**: one timed pass per concurrency of ``--concurrency`` (a comma-separated list,
+   ``32,64,128,256,512`` by default; each pass cold, in a session of its own), after one
+   discovery. A registry that is CPU-bound serves fewer requests per second at 256 in flight
+   than at 64, so no single concurrency is the limit at every RTT: the limit is the fastest
+   pass, and the concurrency that gave it is reported.
 
     python benchmarks/limit.py --registry 127.0.0.1:5000 --repository test/many \\
-        --ca-file ca.pem [--plain-http] [--concurrency 256]
+        --ca-file ca.pem [--plain-http] [--concurrency 32,64,128,256,512] [--registry-pid PID]
 
-prints ``{"requests": N, "seconds": S, "token_requests": 1}`` (the timed pass only).
+prints ``{"requests": N, "seconds": S, "token_requests": 1, "concurrency": C, "passes": [...]}``:
+the fastest timed pass, its concurrency, and every pass (``concurrency``, ``seconds``, and with
+``--registry-pid``, ``registry_cpu_seconds``: the registry process's user + system CPU over
+that pass, from ``/proc/PID/stat``; see `cpu_seconds`).
 
 ``python benchmarks/limit.py --compare`` starts a token-auth TLS registry, pushes
 ``test/many`` (1,000 tags over 250 images by default), and runs this CLI and
@@ -32,7 +40,9 @@ prints ``{"requests": N, "seconds": S, "token_requests": 1}`` (the timed pass on
 limit's requests are exactly the scan's minus its ping, against the scan's stderr summary and
 the registry's access log (same method+path multiset), and prints a table.
 
-`floor` is the latency floor of a request plan at a given round-trip time.
+`floor` is the latency floor of a request plan at a given round-trip time; `physical_floor`
+is the larger of that floor (one round trip per dependency level) and the registry's own CPU
+time for the requests spread over its cores.
 """
 
 from __future__ import annotations
@@ -42,6 +52,7 @@ import asyncio
 import contextlib
 import json
 import math
+import os
 import re
 import ssl
 import subprocess
@@ -49,7 +60,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -67,10 +78,12 @@ if TYPE_CHECKING:
 __all__ = [
     "ACCEPT",
     "DEFAULT_CONCURRENCY",
+    "SWEEP",
     "Discovery",
     "LimitResult",
     "RequestPlan",
     "compare",
+    "cpu_seconds",
     "discover",
     "fire",
     "floor",
@@ -78,7 +91,9 @@ __all__ = [
     "format_table",
     "main",
     "measure",
+    "physical_floor",
     "rounds",
+    "sweep",
 ]
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -89,6 +104,8 @@ DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 ACCEPT = ", ".join((OCI_INDEX, DOCKER_LIST, OCI_MANIFEST, DOCKER_MANIFEST))
 INDEX_TYPES = frozenset({OCI_INDEX, DOCKER_LIST})
 DEFAULT_CONCURRENCY = 256
+#: The concurrencies the limit tries: its figure is the fastest of these passes.
+SWEEP = (32, 64, 128, 256, 512)
 DISCOVERY_CONCURRENCY = 32
 SCAN_CONCURRENCY = 64  # aioregistry's default, for the floor of the scan's plan
 USER_AGENT = "aioregistry-limit"
@@ -168,6 +185,32 @@ def floor(rtt: float, concurrency: int, plan: RequestPlan) -> float:
     the level-by-level schedule, within (levels - 1) rounds of the absolute one.
     """
     return rounds(concurrency, plan) * rtt
+
+
+def physical_floor(rtt: float, plan: RequestPlan, registry_cpu: float, cores: int = 1) -> float:
+    """The larger of the plan's latency floor and the registry's CPU time for it, as wall time.
+
+    The latency part is `floor` with every level sent at once (one round trip per dependency
+    level, tag-list pages one each; connection set-up left out). The CPU part is what the
+    registry process itself spent serving the requests (``registry_cpu``, see `cpu_seconds`)
+    spread over the ``cores`` it may run on: a Go registry runs on all of them at once, so
+    CPU seconds alone are no floor (on 2 cores it spends more CPU seconds than the fastest
+    pass takes). The clients and the network need CPU too, so the true floor is higher.
+    """
+    widest = max(plan.ping, plan.token, plan.manifests, plan.children, plan.configs, 1)
+    return max(floor(rtt, widest, plan), registry_cpu / cores)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (all its threads), from /proc.
+
+    Fields 14 and 15 of ``/proc/PID/stat`` (``utime``, ``stime``) in clock ticks of
+    ``os.sysconf("SC_CLK_TCK")`` (usually 100 a second, so 10 ms resolution). The process
+    name, field 2, is in parentheses and may hold spaces: the fields are counted after it.
+    """
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat.rpartition(")")[2].split()  # fields[0] is field 3 (state)
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # -- discovery -----------------------------------------------------------------------------
@@ -344,18 +387,28 @@ def _manifest_url(base: URL, repository: str, reference: str) -> URL:
 
 @dataclass(frozen=True)
 class LimitResult:
-    """What the timed pass did: requests (tokens included), seconds, token requests."""
+    """What one timed pass did: requests (tokens included), seconds, token requests.
+
+    ``concurrency`` is the pass's number of workers (and of connections at most);
+    ``registry_cpu_seconds`` the registry's CPU over the pass, when its pid was given.
+    """
 
     requests: int
     seconds: float
     token_requests: int
+    concurrency: int = DEFAULT_CONCURRENCY
+    registry_cpu_seconds: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "requests": self.requests,
             "seconds": round(self.seconds, 4),
             "token_requests": self.token_requests,
+            "concurrency": self.concurrency,
         }
+        if self.registry_cpu_seconds is not None:
+            out["registry_cpu_seconds"] = round(self.registry_cpu_seconds, 3)
+        return out
 
 
 async def fire(
@@ -364,12 +417,18 @@ async def fire(
     ca_file: str | None = None,
     plain_http: bool = False,
     concurrency: int = DEFAULT_CONCURRENCY,
+    cpu: Callable[[], float] | None = None,
 ) -> LimitResult:
-    """The timed pass: token, tag list, then the plan through ``concurrency`` workers."""
+    """The timed pass: token, tag list, then the plan through ``concurrency`` workers.
+
+    ``cpu``, if given, is read just before the first request and just after the last answer
+    (the registry's CPU seconds, say): the result carries the difference.
+    """
     connector = aiohttp.TCPConnector(limit=concurrency, ssl=_ssl(ca_file, plain_http=plain_http))
     async with aiohttp.ClientSession(
         connector=connector, headers={"User-Agent": USER_AGENT}
     ) as session:
+        cpu_before = cpu() if cpu else 0.0
         started = time.perf_counter()
         requests = 0
         headers: dict[str, str] = {}
@@ -401,7 +460,8 @@ async def fire(
 
         requests += sum(await asyncio.gather(*(worker() for _ in range(concurrency))))
         seconds = time.perf_counter() - started
-    return LimitResult(requests, seconds, 0 if token_url is None else 1)
+        used = cpu() - cpu_before if cpu else None
+    return LimitResult(requests, seconds, 0 if token_url is None else 1, concurrency, used)
 
 
 async def measure(
@@ -420,11 +480,43 @@ async def measure(
     return result, found
 
 
+async def sweep(
+    found: Discovery,
+    levels: Sequence[int] = SWEEP,
+    *,
+    ca_file: str | None = None,
+    plain_http: bool = False,
+    cpu: Callable[[], float] | None = None,
+    pause: float = 0.2,
+) -> list[LimitResult]:
+    """One timed pass per concurrency of ``levels``, in order; the limit is the fastest.
+
+    Each pass is cold (a session of its own) and checked to make the whole plan. ``pause``
+    seconds between passes let the registry close the last pass's connections first, so
+    that work is not counted in the next pass's time or CPU.
+    """
+    passes = []
+    for i, level in enumerate(levels):
+        if i and pause:
+            await asyncio.sleep(pause)
+        result = await fire(
+            found, ca_file=ca_file, plain_http=plain_http, concurrency=level, cpu=cpu
+        )
+        if result.requests != found.plan.total:
+            raise LimitError(f"made {result.requests} requests, planned {found.plan.total}")
+        passes.append(result)
+    return passes
+
+
+def _best(passes: Sequence[LimitResult]) -> LimitResult:
+    return min(passes, key=lambda result: result.seconds)
+
+
 # -- the comparison with aioregistry scan --------------------------------------------------
 
 _SUMMARY = re.compile(
     r"aioregistry: (\d+) results, (\d+) errors, (\d+) requests \(([^)]*)\), (\d+) tokens, "
-    r"(\d+) retries, [\d.]+ MB, ([\d.]+) s"
+    r"(\d+) retries, (?:up to \d+ in flight, )?[\d.]+ MB, ([\d.]+) s"
 )
 
 
@@ -457,6 +549,7 @@ class _Run:
     registry_requests: int = 0
     by_kind: dict[str, int] = field(default_factory=dict)
     paths: Counter[tuple[str, str]] = field(default_factory=Counter)
+    concurrency: int = SCAN_CONCURRENCY  # the limit's: that of its fastest pass
 
     def keep_best(self, other: _Run) -> None:
         if other.seconds < self.seconds:
@@ -474,19 +567,29 @@ def _run_limit(registry: RegistryProcess, command: Sequence[str]) -> tuple[_Run,
         raise LimitError(f"limit failed: {done.stderr}")
     result = json.loads(done.stdout)
     plan = RequestPlan(**json.loads(done.stderr.strip().splitlines()[-1])["plan"])
-    expected = result["requests"] - result["token_requests"]
+    passes = result["passes"]
+    # The access log holds every pass; each made the same requests.
+    expected = sum(p["requests"] - p["token_requests"] for p in passes)
     timed = _log(registry, mark, expected, USER_AGENT)
     if len(timed) != expected or any(e["status"] != 200 for e in timed):
         raise LimitError(f"access log: {len(timed)} timed requests (not all 200?): {result}")
-    if issuer.count - tokens_before != 2:  # discovery's and the timed pass's
-        raise LimitError(f"{issuer.count - tokens_before} tokens issued, expected 2")
+    if issuer.count - tokens_before != 1 + len(passes):  # discovery's and each pass's
+        raise LimitError(
+            f"{issuer.count - tokens_before} tokens issued, expected {1 + len(passes)}"
+        )
+    # One pass's requests, path by path: every pass requested each path as often.
+    every = Counter((e["method"], e["path"]) for e in timed)
+    if any(n % len(passes) for n in every.values()):
+        raise LimitError("the limit's passes did not all make the same requests")
+    paths = Counter({key: n // len(passes) for key, n in every.items()})
     return _Run(
         requests=result["requests"],
         tokens=result["token_requests"],
         seconds=result["seconds"],
         wall_seconds=wall,
-        registry_requests=len(timed),
-        paths=Counter((e["method"], e["path"]) for e in timed),
+        registry_requests=len(timed) // len(passes),
+        paths=paths,
+        concurrency=result["concurrency"],
     ), plan
 
 
@@ -536,12 +639,17 @@ def _check_accounting(limit: _Run, scan: _Run) -> None:
 
 
 def compare(
-    *, tags: int = 1000, distinct: int = 250, concurrency: int = DEFAULT_CONCURRENCY, runs: int = 3
+    *,
+    tags: int = 1000,
+    distinct: int = 250,
+    concurrency: int | Sequence[int] = SWEEP,
+    runs: int = 3,
 ) -> list[dict[str, Any]]:
     """Limit vs ``aioregistry scan --what config`` on one token-auth TLS registry.
 
     Starts the registry, pushes ``test/many`` (``tags`` over ``distinct`` images), runs each
-    CLI ``runs`` times as a child process, alternating, and checks the request accounting
+    CLI ``runs`` times as a child process, alternating (the limit sweeps ``concurrency`` each
+    time and keeps its fastest pass), and checks the request accounting
     (see the module doc). Rows: ``client``, ``command``, ``requests``,
     ``registry_requests`` (access log), ``token_requests``, ``seconds`` (best; the tool's own
     measure: the limit's timed pass, the scan's summary line, neither with interpreter
@@ -551,6 +659,7 @@ def compare(
     from support.certs import make_certs  # noqa: PLC0415  (only the comparison needs them)
     from support.registry import RegistryProcess  # noqa: PLC0415
 
+    levels = _levels(concurrency)
     limit, scan, plan = _Run(), _Run(), RequestPlan()
     with tempfile.TemporaryDirectory(prefix="aioregistry-limit-") as tmp:
         certs = make_certs(Path(tmp) / "certs")
@@ -560,7 +669,7 @@ def compare(
             limit_command = [
                 *(sys.executable, str(Path(__file__).resolve())),
                 *("--registry", registry.host, "--repository", repository),
-                *("--ca-file", ca, "--concurrency", str(concurrency)),
+                *("--ca-file", ca, "--concurrency", ",".join(map(str, levels))),
             ]
             scan_command = [
                 *(sys.executable, "-m", "aioregistry", "scan", f"{registry.host}/{repository}"),
@@ -576,10 +685,10 @@ def compare(
         {
             "client": "limit",
             "command": f"python benchmarks/limit.py --registry HOST --repository {repository} "
-            f"--ca-file CA --concurrency {concurrency}",
+            f"--ca-file CA --concurrency {','.join(map(str, levels))}",
             **_row(limit),
             "plan": plan.as_dict(),
-            "concurrency": concurrency,
+            "concurrency": limit.concurrency,
             **common,
         },
         {
@@ -652,13 +761,52 @@ def format_floors(
     return "\n".join(lines)
 
 
+def _levels(concurrency: int | Sequence[int] | str) -> list[int]:
+    """``256``, ``[64, 256]`` or ``"64,256"``: the concurrencies to try, each >= 1."""
+    if isinstance(concurrency, int):
+        levels = [concurrency]
+    elif isinstance(concurrency, str):
+        levels = [int(part) for part in concurrency.split(",") if part.strip()]
+    else:
+        levels = list(concurrency)
+    if not levels or min(levels) < 1:
+        raise ValueError(f"concurrency must be a list of numbers >= 1, not {concurrency!r}")
+    return levels
+
+
+async def _measure_sweep(
+    args: argparse.Namespace, levels: Sequence[int]
+) -> tuple[list[LimitResult], Discovery]:
+    found = await discover(
+        args.registry, args.repository, ca_file=args.ca_file, plain_http=args.plain_http
+    )
+    pid = args.registry_pid
+    passes = await sweep(
+        found,
+        levels,
+        ca_file=args.ca_file,
+        plain_http=args.plain_http,
+        cpu=(lambda: cpu_seconds(pid)) if pid else None,
+    )
+    return passes, found
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--registry", metavar="HOST:PORT")
     parser.add_argument("--repository", metavar="NAME")
     parser.add_argument("--ca-file", metavar="PEM")
     parser.add_argument("--plain-http", action="store_true")
-    parser.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY)
+    parser.add_argument(
+        "--concurrency",
+        type=_levels,
+        default=list(SWEEP),
+        metavar="N[,N...]",
+        help="one timed pass per number; the fastest is the limit (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--registry-pid", type=int, metavar="PID", help="report this process's CPU per pass"
+    )
     parser.add_argument(
         "--compare", action="store_true", help="start a registry and compare with aioregistry"
     )
@@ -679,16 +827,9 @@ def main() -> None:
         return
     if not (args.registry and args.repository):
         parser.error("--registry and --repository are required (or --compare)")
-    result, found = asyncio.run(
-        measure(
-            args.registry,
-            args.repository,
-            ca_file=args.ca_file,
-            plain_http=args.plain_http,
-            concurrency=args.concurrency,
-        )
-    )
-    print(json.dumps(result.as_dict()))
+    passes, found = asyncio.run(_measure_sweep(args, args.concurrency))
+    # The fastest pass is the limit; every pass follows, for whoever wants the sweep.
+    print(json.dumps({**_best(passes).as_dict(), "passes": [p.as_dict() for p in passes]}))
     # The plan, for whoever runs this by hand or compares (stderr: stdout is one JSON line).
     print(json.dumps({"plan": found.plan.as_dict()}), file=sys.stderr)
 
