@@ -45,28 +45,30 @@ class Meter:
     def __init__(self) -> None:
         self.total = Counters()
 
-    def _sinks(self) -> Iterator[Counters]:
-        yield self.total
-        for meter, counters in _SCOPES.get():
-            if meter is self:
-                yield counters
+    def _scoped(self) -> list[Counters]:
+        """The counters of the scopes open in this context on this meter (a scan's)."""
+        return [counters for meter, counters in _SCOPES.get() if meter is self]
 
     def request(self, kind: str) -> None:
         """An HTTP exchange of ``kind`` (``manifest``, ``token``...) starts."""
-        for counters in self._sinks():
+        self.total.requests[kind] += 1
+        for counters in self._scoped():
             counters.requests[kind] += 1
 
     def received(self, size: int) -> None:
         """A body of ``size`` bytes was read."""
-        for counters in self._sinks():
+        self.total.bytes_received += size
+        for counters in self._scoped():
             counters.bytes_received += size
 
     def retry(self) -> None:
-        for counters in self._sinks():
+        self.total.retries += 1
+        for counters in self._scoped():
             counters.retries += 1
 
     def token(self) -> None:
-        for counters in self._sinks():
+        self.total.tokens_fetched += 1
+        for counters in self._scoped():
             counters.tokens_fetched += 1
 
     @contextmanager
