@@ -5,8 +5,8 @@ registry, the same latency and the same load, run after run (A, B, A, B, ...), s
 machine does meanwhile weighs on both alike. Each side is a checkout with its own
 interpreter that has that checkout installed (``nox -s bench`` leaves one in
 ``CHECKOUT/.nox/bench/bin/python``); the scan runs with the checkout as its working
-directory, so ``python -m aioregistry`` imports that checkout's package. Every answer is
-checked against what was pushed (as in `bench.py`).
+directory, so ``python -m aioregistry`` imports that checkout's package (`bench.run_once`,
+which checks every answer against what was pushed).
 
     git worktree add /tmp/before HEAD~3 && (cd /tmp/before && python3 -m nox -s bench -- --help)
     python benchmarks/ab.py --a /tmp/before --b . --rtt 0,0.02 --runs 5
@@ -18,18 +18,15 @@ scan's own seconds (its summary line), and B's median as a ratio to A's.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE)]
 
-from bench import SUMMARY, _verify  # noqa: E402
+from bench import Contender, run_once  # noqa: E402
 from env import BenchEnv, bench_env  # noqa: E402
 
 REPOS = ("bench/many", "bench/distinct")
@@ -44,26 +41,15 @@ def _python(checkout: Path) -> Path:
 
 def _scan(env: BenchEnv, checkout: Path, repo: str) -> tuple[float, float]:
     """One whole-process config scan of ``repo``: (wall seconds, the scan's own seconds)."""
-    argv = [
-        str(_python(checkout)), "-m", "aioregistry", "scan", f"{env.host}/{repo}",
-        "--what", "config", "--ca-file", str(env.ca_file), "--format", "jsonl",
-    ]  # fmt: skip
-    started = time.perf_counter()
-    proc = subprocess.run(
-        argv,
-        capture_output=True,
-        text=True,
-        cwd=checkout,
-        check=False,
-        env={**os.environ, "SSL_CERT_FILE": str(env.ca_file)},
-    )
-    seconds = time.perf_counter() - started
-    if proc.returncode != 0:
-        raise SystemExit(f"{checkout}: scan failed ({proc.returncode}): {proc.stderr[-2000:]}")
-    expected = env.expected[repo]
-    _verify(str(checkout), proc.stdout, expected, len(expected), checks_config=True)
-    summary = SUMMARY.search(proc.stderr)
-    return seconds, float(summary.group(1)) if summary else seconds
+
+    def argv(env: BenchEnv, repo: str, _limit: int | None) -> list[str]:
+        return [
+            str(_python(checkout)), "-m", "aioregistry", "scan", f"{env.host}/{repo}",
+            "--what", "config", "--ca-file", str(env.ca_file), "--format", "jsonl",
+        ]  # fmt: skip
+
+    run = run_once(env, Contender(str(checkout), argv), repo, None, cwd=checkout)
+    return run.seconds, run.work_seconds if run.work_seconds is not None else run.seconds
 
 
 def main() -> None:

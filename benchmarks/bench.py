@@ -244,7 +244,11 @@ def _verify(
             raise SystemExit(f"{name}: {tag} manifest/config digests differ from what was pushed")
 
 
-def run_once(env: BenchEnv, contender: Contender, repo: str, limit: int | None) -> Run:
+def run_once(
+    env: BenchEnv, contender: Contender, repo: str, limit: int | None, *, cwd: Path = ROOT
+) -> Run:
+    """One whole-process run of ``contender`` on ``repo``, checked; ``cwd`` is where it runs
+    (a checkout, for ``python -m aioregistry`` to import that checkout's package)."""
     expected = env.expected[repo]
     argv = contender.argv(env, repo, limit)
     mark, tokens_before = env.registry.log_mark(), env.issuer.count
@@ -255,7 +259,7 @@ def run_once(env: BenchEnv, contender: Contender, repo: str, limit: int | None) 
             [TIME, "-f", "%M", "-o", timing.name, *argv],
             capture_output=True,
             text=True,
-            cwd=ROOT,
+            cwd=cwd,
             check=False,
             env={**os.environ, "SSL_CERT_FILE": str(env.ca_file)},
         )
