@@ -111,10 +111,13 @@ class Pipeline:
         else:
             initial = self._ceiling = concurrency
         self._initial = initial
+        wanted: Platform | None = None  # "all": every image platform of an index
+        if platform != "all":
+            wanted = DEFAULT_PLATFORM if platform is None else as_platform(platform)
         self._tags = TagScanner(
             sessions,
             what=what,
-            platform=None if platform == "all" else as_platform(platform or DEFAULT_PLATFORM),
+            platform=wanted,
             repo_type=repo_type,
             resolve=resolve,
             initial=initial,
