@@ -6,7 +6,7 @@ from ._auth import Token
 from ._exceptions import AuthenticationError, Unauthorized
 from ._references import Repository
 from ._responses import redact_url
-from ._scopes import CATALOG_SCOPE, RepoType, repository_scope
+from ._scopes import CATALOG_SCOPE, RepoType
 from ._session import PING_LIMIT, Sessions
 
 __all__ = ["describe_credentials", "get_token", "verify_credentials"]
@@ -14,14 +14,13 @@ __all__ = ["describe_credentials", "get_token", "verify_credentials"]
 
 async def get_token(sessions: Sessions, repo: Repository, repo_type: RepoType) -> Token:
     """A pull token for ``repo`` (cached), as the registry's token server issued it."""
-    session = await sessions.get(repo.registry)
+    session, scope = await sessions.pull(repo, repo_type)
     challenge = session.endpoint.challenge
     if challenge is None or challenge.scheme != "bearer":
         how = challenge.scheme if challenge else "no authentication"
         raise AuthenticationError(
             f"registry {repo.registry} does not use bearer tokens (it uses {how})"
         )
-    scope = repository_scope(repo.path, "pull", repo_type)
     return await sessions.auth.token(session.endpoint, challenge, scope)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ._pages import paginate
 from ._references import Repository
-from ._scopes import CATALOG_SCOPE, RepoType, repository_scope
+from ._scopes import CATALOG_SCOPE, RepoType
 from ._session import Sessions
 
 __all__ = ["catalog", "list_tags"]
@@ -14,9 +14,9 @@ async def list_tags(
     sessions: Sessions, repo: Repository, *, repo_type: RepoType, page_size: int | None
 ) -> list[str]:
     """Every tag of ``repo`` (``GET /v2/<name>/tags/list``, paginated)."""
-    scope = repository_scope(repo.path, "pull", repo_type)
+    session, scope = await sessions.pull(repo, repo_type)
     return await paginate(
-        await sessions.get(repo.registry),
+        session,
         f"/v2/{repo.path}/tags/list",
         key="tags",
         scope=scope,
