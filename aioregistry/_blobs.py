@@ -12,10 +12,10 @@ CONFIG_LIMIT = 64 * 1024 * 1024
 
 
 async def get_config(
-    session: Session, repo: Repository, scope: str, descriptor: Descriptor
+    session: Session, repo: Repository, scope: str, descriptor: Descriptor, *, urgent: bool = False
 ) -> ConfigBlob:
     """The config a manifest's ``config`` descriptor names, checked by digest and size."""
     raw = await session.get_blob(
-        repo, scope, descriptor.digest, size=descriptor.size, max_size=CONFIG_LIMIT
+        repo, scope, descriptor.digest, size=descriptor.size, max_size=CONFIG_LIMIT, urgent=urgent
     )
     return ConfigBlob.parse(raw, media_type=descriptor.media_type, digest=descriptor.digest)

@@ -102,7 +102,8 @@ def _summary(stats: ScanStats) -> str:
     return (
         f"aioregistry: {stats.results} results, {stats.errors} errors, "
         f"{stats.total_requests} requests ({requests or 'none'}), "
-        f"{stats.tokens_fetched} tokens, {stats.retries} retries, "
+        f"{stats.tokens_fetched} tokens, {stats.retries} retries, {stats.hedges} hedges, "
+        f"{stats.refused} refused, "
         f"up to {peak} in flight, {limits}"
         f"{stats.bytes_received / 1e6:.1f} MB, {stats.seconds:.2f} s"
     )

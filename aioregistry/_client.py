@@ -60,7 +60,8 @@ class _State(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class ClientStats:
-    """What a client has done so far: HTTP requests by kind, tokens fetched, bytes read.
+    """What a client has done so far: HTTP requests by kind, tokens fetched, bytes read,
+    retries, hedges (duplicates of late requests) and refusals (429 and 503 answers).
 
     Kinds: ``ping``, ``token``, ``tags``, ``repositories`` (catalog pages), ``manifest``
     (GET), ``manifest-head``, ``blob``.
@@ -70,6 +71,8 @@ class ClientStats:
     tokens_fetched: int
     bytes_received: int
     retries: int
+    hedges: int = 0
+    refused: int = 0
 
     @property
     def total_requests(self) -> int:
@@ -182,7 +185,12 @@ class RegistryClient:
     def stats(self) -> ClientStats:
         total = self._meter.total
         return ClientStats(
-            dict(total.requests), total.tokens_fetched, total.bytes_received, total.retries
+            dict(total.requests),
+            total.tokens_fetched,
+            total.bytes_received,
+            total.retries,
+            total.hedges,
+            total.refused,
         )
 
     # -- operations ------------------------------------------------------------------------

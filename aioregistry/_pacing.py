@@ -1,61 +1,131 @@
-"""Pacing per registry host: shared backoff, a requests-per-second cap, adaptive concurrency.
+"""Pacing per registry host: rate control, shared pauses, the retry budget, hedging's state.
 
-A registry that answers 429 (or 503) is telling the whole client to slow down, not the one
-task that happened to ask, so the backoff lives here, one `HostPacer` per host shared by every
-task of a client: a throttling answer pauses every request to that host until the pause ends
-(the server's ``Retry-After``, or an exponential backoff with jitter that grows while the host
-keeps throttling and resets once it answers normally again). The same object enforces an
-optional cap on requests per second.
+One `HostPacer` per host, shared by every task of a client, holds what the client knows about
+that host and what it owes it:
 
-`AdaptiveLimiter` bounds a scan's requests in flight to one host and moves that bound once per
-round (as many requests as the bound, judged when the last of them has ended):
-
-- it doubles (TCP's slow start) while every slot stays taken and the round's median answer
-  comes back within 1.5 times the fastest answer seen: requests are hardly queueing, so the
-  link's latency, not the registry, bounds the throughput, and twice the requests in flight
-  get about twice as much done. When the registry (or the client's CPU) is the bottleneck, the
-  median is many times the fastest answer and the bound stays where it is;
-- it halves when the host throttles (429/503; at most once per round), and then grows back by
-  one per round (additive increase, multiplicative decrease) to where it was.
+- **Throttling answers** (429, or a 503 with ``Retry-After``) are evidence that the host is
+  over its rate: `throttled` cuts the request rate to just under the rate the host admitted
+  over the last second, then lets it grow back: along a cubic curve (as TCP CUBIC and the
+  AWS SDKs' adaptive mode) back to that rate within a second, most of the way within half of
+  it, then doubling every half second, and the cap is dropped at four times that rate. One
+  cut per round trip: the answers to requests sent before the cut carry the same news. A
+  ``Retry-After`` is for the request that got it; the whole host pauses only when it admits
+  nothing at all (no good answer for a second of refusals), so that a registry down for
+  maintenance is not hammered.
+- **Random loss** (a bare 503, 502, 504, a reset) is no evidence of anything: that request
+  alone is retried after its own jittered backoff. A scan's `_limiter.AdaptiveLimiter` tells a
+  registry that refuses requests beyond a number in flight from loss.
+- **The retry budget** (the AWS SDKs' retry quota): a retry costs tokens (more after a
+  timeout, which held a connection for long), an answer that is no refusal earns one back.
+  When the budget is short, retries wait for answers to earn it back (until the retry time
+  budget runs out, then the error is the result), so a registry in trouble never meets a
+  retry storm from us: our retries come at most at a fifth of the rate it answers.
+- **A fixed cap** (``requests_per_second``) spaces request starts; under any cap, requests
+  marked urgent (the rest of a tag already begun) go before new ones, so results stream.
+- **Hedging's state**: recent answer times (hedged ones left out), whose 90th percentile says
+  when an answer is late,
+  the requests in flight and answered (a request is late only once many sent after it have
+  been answered: when the registry is slow for everyone, a duplicate would only add load),
+  and the hedging budget (a share of the requests sent).
 """
 
 from __future__ import annotations
 
 import random
 import time
+from collections import deque
 from collections.abc import Callable
-from types import TracebackType
 
 import anyio
 
-__all__ = ["AdaptiveLimiter", "Exchange", "HostPacer", "Round"]
+__all__ = ["OVERTAKEN", "HostPacer"]
 
-_MAX_PAUSE = 60.0  # a shared pause never exceeds this, whatever the backoff computes
+_MAX_PAUSE = 60.0  # a shared pause never exceeds this, whatever the server asks
+_BETA = 0.9  # a throttling cut leaves this share of the admitted rate
+_REGAIN = 1.0  # seconds the cubic curve takes back to the admitted rate
+_DOUBLING = 0.5  # seconds in which the rate doubles beyond it
+_DROP = 4.0  # the adaptive cap is dropped once it reaches this multiple of that rate
+_WINDOW = 1.0  # seconds of good answers that measure the admitted rate
+_RETRY_COST = 5
+_TIMEOUT_COST = 10
+_SAMPLES = 256  # recent answer times kept for the hedging delay
+_HEDGE_BURST = 5.0
+OVERTAKEN = 16  # a request is late only once this many sent after it have been answered
+
+
+class _Waiter:
+    __slots__ = ("event",)
+
+    def __init__(self) -> None:
+        self.event = anyio.Event()
 
 
 class HostPacer:
-    """Backoff state and request-rate cap of one host, shared by all tasks of a client."""
+    """What a client knows about one host's pace (see the module doc)."""
 
     def __init__(
         self,
         *,
         requests_per_second: float | None = None,
-        backoff: float = 0.25,
-        max_wait: float = 10.0,
+        budget: int | None = 500,
+        hedge_after: float = 0.2,
+        hedge_share: float = 0.05,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._interval = 1.0 / requests_per_second if requests_per_second else 0.0
-        self._backoff = backoff
-        self._max_wait = max_wait
+        self._fixed = 1.0 / requests_per_second if requests_per_second else 0.0
         self._clock = clock
-        self._next_slot = 0.0  # the earliest start of the next request under the rate cap
         self.resume_at = 0.0  # no request to this host starts before this (clock time)
-        self.throttles = 0  # 429/503 answers seen: a signal for adaptive limiters
         self.round_trip: float | None = None  # the quickest answer seen (handshakes left out)
-        self._level = 0  # consecutive throttling answers, for the exponential backoff
+        # rate control
+        self._next_slot = 0.0  # the earliest start of the next request under a rate cap
+        self._queues: tuple[deque[_Waiter], deque[_Waiter]] = (deque(), deque())
+        self._admitted: deque[float] = deque()  # times of good answers, the last _WINDOW s
+        self._sending_since: float | None = None  # the first request, or the end of a pause
+        self._cut_at = float("-inf")  # the latest throttling cut
+        self._admitted_rate = 0.0  # the rate the host admitted at that cut
+        self._throttled_since: float | None = None  # the first throttle since a good answer
+        self.cuts = 0
+        # the retry budget
+        self._capacity = budget
+        self._budget = float(budget or 0)
+        self._earned = anyio.Event()  # set when good answers have refilled the budget
+        # hedging
+        self._hedge_after = hedge_after
+        self._hedge_share = hedge_share
+        self._hedge_tokens = _HEDGE_BURST if hedge_share > 0 else 0.0
+        self._times: deque[float] = deque(maxlen=_SAMPLES)
+        self._new_samples = 0
+        self._p90: float | None = None
+        self._in_flight = 0
+        self._answers = 0  # answers of any kind so far
 
-    async def wait_turn(self) -> None:
-        """Wait out a shared pause, then for a slot under the requests-per-second cap."""
+    # -- waiting for a turn -----------------------------------------------------------------
+
+    @property
+    def rate(self) -> float | None:
+        """The adaptive cap on requests per second now (None: no throttling to answer)."""
+        return self._adaptive_rate(self._clock())
+
+    def _adaptive_rate(self, now: float) -> float | None:
+        if not self._admitted_rate:
+            return None
+        t = (now - self._cut_at) / _REGAIN
+        if t <= 1:  # concave back to the admitted rate, as CUBIC
+            rate = self._admitted_rate * (1 - (1 - _BETA) * (1 - t) ** 3)
+        else:  # then above it, doubling every _DOUBLING seconds
+            rate = self._admitted_rate * 2 ** ((now - self._cut_at - _REGAIN) / _DOUBLING)
+        if rate >= _DROP * self._admitted_rate:
+            self._admitted_rate = 0.0  # long without throttling: the cap is dropped
+            return None
+        return rate
+
+    def _interval(self, now: float) -> float:
+        rate = self._adaptive_rate(now)
+        return max(self._fixed, 1.0 / rate if rate else 0.0)
+
+    async def wait_turn(self, *, urgent: bool = False) -> float:
+        """Wait out a shared pause, then for a turn under the rate caps; returns the time of
+        sending (the clock's), which `throttled` wants back."""
         while True:
             now = self._clock()
             if now >= self.resume_at:
@@ -63,190 +133,156 @@ class HostPacer:
             # Spread the restart a little so that a pause does not end in a burst.
             pause = self.resume_at - now
             await anyio.sleep(pause + random.uniform(0, min(0.5, pause * 0.1)))  # noqa: S311
-        if self._interval:
-            now = self._clock()
-            slot = max(now, self._next_slot)
-            self._next_slot = slot + self._interval
-            if slot > now:
-                await anyio.sleep(slot - now)
+        now = self._clock()
+        if self._sending_since is None:
+            self._sending_since = now
+        if not (self._fixed or self._admitted_rate):
+            return now
+        urgent_queue, normal_queue = self._queues
+        if not urgent_queue and not normal_queue and now >= self._next_slot:
+            self._next_slot = now + self._interval(now)
+            return now
+        waiter = _Waiter()
+        queue = urgent_queue if urgent else normal_queue
+        queue.append(waiter)
+        try:
+            while True:
+                if self._head() is waiter:
+                    now = self._clock()
+                    if now >= self._next_slot:
+                        queue.popleft()
+                        self._next_slot = max(now, self._next_slot) + self._interval(now)
+                        return now
+                    await anyio.sleep(self._next_slot - now)
+                else:
+                    await waiter.event.wait()
+                    waiter.event = anyio.Event()
+        finally:
+            if waiter in queue:
+                queue.remove(waiter)  # cancelled while waiting
+            head = self._head()
+            if head is not None:
+                head.event.set()
 
-    def throttled(self, retry_after: float | None) -> float:
-        """The host answered 429/503: pause every request to it; returns the pause length.
+    def _head(self) -> _Waiter | None:
+        urgent, normal = self._queues
+        return urgent[0] if urgent else normal[0] if normal else None
 
-        The pause is the server's ``Retry-After`` when it gave one, otherwise a backoff that
-        doubles with each throttling answer in a row, capped by ``max_wait``, and drawn
-        between half and all of that (so many clients do not come back in step).
-        """
-        self.throttles += 1
-        self._level += 1
-        if retry_after is not None:
-            pause = min(retry_after, _MAX_PAUSE)
-        else:
-            ceiling = min(self._max_wait, self._backoff * 2 ** min(self._level - 1, 30))
-            pause = random.uniform(ceiling / 2, ceiling)  # noqa: S311  (jitter)
-        self.resume_at = max(self.resume_at, self._clock() + pause)
-        return pause
+    # -- what answers say -------------------------------------------------------------------
 
-    def answered(self) -> None:
-        """A normal answer: the next throttle starts the backoff from the bottom again."""
-        self._level = 0
-
-    def answered_in(self, seconds: float) -> None:
-        """A successful exchange took ``seconds`` (without opening its connection)."""
+    def answered(self, seconds: float | None) -> None:
+        """An answer that was no refusal came back; a good one after ``seconds`` (without
+        opening its connection; None: an error answer, whose time tells nothing)."""
+        now = self._clock()
+        self._throttled_since = None
+        admitted = self._admitted
+        admitted.append(now)
+        while admitted[0] < now - _WINDOW:
+            admitted.popleft()
+        if self._capacity is not None:
+            self._budget = min(self._capacity, self._budget + 1)
+            if self._budget >= _RETRY_COST and self._earned.statistics().tasks_waiting:
+                self._earned.set()
+                self._earned = anyio.Event()
+        if seconds is None:
+            return
         if self.round_trip is None or seconds < self.round_trip:
             self.round_trip = seconds
+        self._times.append(seconds)
+        self._new_samples += 1
+        if self._new_samples >= 32 or (self._p90 is None and len(self._times) >= 16):
+            self._new_samples = 0
+            ordered = sorted(self._times)
+            self._p90 = ordered[int(len(ordered) * 0.9)]
 
+    def throttled(self, sent_at: float, retry_after: float | None) -> None:
+        """A 429 (or a 503 with ``Retry-After``) came back for a request sent at ``sent_at``."""
+        now = self._clock()
+        if self._throttled_since is None:
+            self._throttled_since = now
+        elif retry_after is not None and now - self._throttled_since >= min(retry_after, 1.0):
+            # Nothing admitted since the throttling began, however long it waited: everyone
+            # waits as the server asks.
+            pause = min(retry_after, _MAX_PAUSE)
+            if now + pause > self.resume_at:
+                self.resume_at = now + pause
+                self._sending_since = None
+        if sent_at <= self._cut_at:
+            return  # sent before the last cut: the same news
+        admitted = self._admitted
+        while admitted and admitted[0] < now - _WINDOW:
+            admitted.popleft()
+        start = self._sending_since
+        if start is None:
+            start = admitted[0] if admitted else now
+        since = max(now - _WINDOW, start)
+        current = self._adaptive_rate(now)
+        if len(admitted) >= 4 and now - since >= 0.05:
+            measured = len(admitted) / (now - since)
+            rate = measured if current is None else min(measured, current)
+        elif current is not None:
+            rate = current
+        else:
+            return  # nothing admitted to measure: the requests' own backoff answers this
+        self._admitted_rate = rate
+        self._cut_at = now
+        self.cuts += 1
+        # Requests already given turns at the old rate keep them; the next turn waits.
+        self._next_slot = max(self._next_slot, now + 1.0 / (rate * _BETA))
 
-class Exchange:
-    """One attempt under an `AdaptiveLimiter`: ``timed`` says whether its time counts;
-    ``connecting`` is the time spent opening a connection for it (TCP and TLS handshakes),
-    which says nothing about the registry's load and is left out."""
+    # -- the retry budget -------------------------------------------------------------------
 
-    __slots__ = ("connecting", "timed")
+    async def retry_turn(self, *, costly: bool = False, deadline: float) -> bool:
+        """Take a retry's cost from the budget (``costly``: after a timeout or a lost
+        connection), waiting while it is short for answers to earn it back; False (nothing
+        taken) if that takes until ``deadline`` (clock time)."""
+        if self._capacity is None:
+            return True
+        cost = _TIMEOUT_COST if costly else _RETRY_COST
+        while self._budget < cost:
+            left = deadline - self._clock()
+            if left <= 0:
+                return False
+            with anyio.move_on_after(left):
+                await self._earned.wait()
+        self._budget -= cost
+        return True
 
-    def __init__(self) -> None:
-        self.timed = True
-        self.connecting = 0.0
+    # -- hedging ----------------------------------------------------------------------------
 
+    def sent(self) -> None:
+        """A request was sent: the hedging budget grows by its share."""
+        if self._hedge_share > 0:
+            self._hedge_tokens = min(_HEDGE_BURST, self._hedge_tokens + self._hedge_share)
+        self._in_flight += 1
 
-class Round:
-    """The exchanges started while the bound had one value: judged once all have ended, so
-    the quick answers that come back first cannot pass for the typical one."""
+    def mark(self) -> tuple[int, int]:
+        """What `overtaken` needs to know of a request about to be sent."""
+        return self._answers, self._in_flight
 
-    __slots__ = ("busy", "closed", "ended", "started", "throttled", "times")
+    def ended(self) -> None:
+        """A request sent (`sent`) has its answer or failed."""
+        self._in_flight -= 1
+        self._answers += 1
 
-    def __init__(self) -> None:
-        self.started = 0
-        self.ended = 0
-        self.closed = False  # no more exchanges join it
-        self.times: list[float] = []
-        self.busy = 0  # exchanges that ended with every slot taken
-        self.throttled = False
+    def overtaken(self, mark: tuple[int, int]) -> int:
+        """At least how many requests sent after the one ``mark`` came from have been
+        answered: the answers since, less those that were in flight before it."""
+        answers, before = mark
+        return self._answers - answers - before
 
+    def hedge_delay(self) -> float | None:
+        """How long an answer may take before it is late and worth a duplicate request:
+        twice the 90th percentile of recent answers (about the 99th of a usual spread, and
+        robust to the few late ones among them), at least ``hedge_after`` (None: not yet
+        known, or hedging is off)."""
+        if self._hedge_share <= 0 or self._p90 is None:
+            return None
+        return max(self._hedge_after, 2 * self._p90)
 
-class AdaptiveLimiter:
-    """A capacity limiter for one host whose bound follows the host (see the module doc).
-
-    ``async with limiter.exchange():`` takes a slot for one HTTP exchange and times it.
-    ``initial`` is where the bound starts, ``ceiling`` the most it may reach (``initial ==
-    ceiling`` makes a fixed bound that still halves when the host throttles and grows back
-    afterwards).
-    """
-
-    def __init__(
-        self,
-        initial: int,
-        ceiling: int,
-        pacer: HostPacer,
-        *,
-        on_grow: Callable[[], None] | None = None,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        if not 1 <= initial <= ceiling:
-            raise ValueError(f"need 1 <= initial ({initial}) <= ceiling ({ceiling})")
-        self._limiter = anyio.CapacityLimiter(initial)
-        self._limit = initial
-        self._ceiling = ceiling
-        self._recover_to = initial  # where the bound returns to after a throttling cut
-        self._pacer = pacer
-        self._throttles_seen = pacer.throttles
-        self._clock = clock
-        self._on_grow = on_grow  # called whenever the bound grows
-        self._fastest = float("inf")  # the shortest exchange seen: the bare round trip
-        self._round = Round()
-        self._since_cut = initial  # exchanges ended since the last cut (one may come at once)
-        self.peak = initial  # the highest bound reached, for the statistics
-
-    @property
-    def limit(self) -> int:
-        return self._limit
-
-    def exchange(self) -> _Slot:
-        """``async with limiter.exchange() as exchange:``: hold a slot for one HTTP exchange
-        (one attempt) and learn from how long it took.
-
-        The caller clears ``exchange.timed`` when the answer says nothing about the
-        registry's speed (a throttling or error answer comes back fast).
-        """
-        return _Slot(self)
-
-    def start(self) -> Round:
-        """An exchange begins: it joins the current round, which closes once it is full."""
-        round_ = self._round
-        round_.started += 1
-        if round_.started >= max(8, self._limit):
-            round_.closed = True
-            self._round = Round()
-        return round_
-
-    def end(self, round_: Round, elapsed: float | None, *, saturated: bool) -> None:
-        """An exchange ended after ``elapsed`` seconds (None: its time tells nothing)."""
-        round_.ended += 1
-        self._since_cut += 1
-        if self._pacer.throttles != self._throttles_seen:
-            # The host throttled: cut at once, then not again for a round, since the answers
-            # already in flight carry the same news.
-            self._throttles_seen = self._pacer.throttles
-            round_.throttled = True
-            if self._since_cut >= self._limit:
-                self._recover_to = max(self._recover_to, self._limit)
-                self._set(self._limit // 2)
-                self._since_cut = 0
-        elif elapsed is not None:
-            self._fastest = min(self._fastest, elapsed)
-            round_.times.append(elapsed)
-            round_.busy += saturated
-        if round_.closed and round_.ended == round_.started:
-            self._judge(round_)
-
-    def _judge(self, round_: Round) -> None:
-        if round_.throttled or not round_.times:
-            return
-        if self._limit < self._recover_to:
-            self._set(self._limit + 1)  # recovering from a throttling cut
-            return
-        median = sorted(round_.times)[len(round_.times) // 2]
-        if round_.busy * 2 >= round_.started and median <= 1.5 * self._fastest:
-            # Answers take hardly longer than the bare round trip: nothing queues, so the
-            # link's latency bounds the throughput and more in flight gets more done.
-            self._set(self._limit * 2)
-            self._recover_to = self._limit
-
-    def _set(self, limit: int) -> None:
-        old, self._limit = self._limit, min(self._ceiling, max(1, limit))
-        self._limiter.total_tokens = self._limit
-        self.peak = max(self.peak, self._limit)
-        if self._limit > old and self._on_grow is not None:
-            self._on_grow()
-
-
-class _Slot:
-    """The context manager of `AdaptiveLimiter.exchange` (a class: this runs per request)."""
-
-    __slots__ = ("_exchange", "_limiter", "_owner", "_round", "_started")
-
-    def __init__(self, owner: AdaptiveLimiter) -> None:
-        self._owner = owner
-        self._limiter = owner._limiter
-
-    async def __aenter__(self) -> Exchange:
-        await self._limiter.acquire()
-        self._round = self._owner.start()
-        self._started = self._owner._clock()
-        self._exchange = Exchange()
-        return self._exchange
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        limiter = self._limiter
-        saturated = exc_type is None and limiter.borrowed_tokens >= limiter.total_tokens
-        limiter.release()
-        exchange = self._exchange
-        elapsed = None
-        if exc_type is None and exchange.timed:
-            elapsed = self._owner._clock() - self._started - exchange.connecting
-        self._owner.end(self._round, elapsed, saturated=saturated)
+    def may_hedge(self) -> bool:
+        """Take one hedge from the budget; False when it is spent."""
+        if self._hedge_tokens < 1:
+            return False
+        self._hedge_tokens -= 1
+        return True

@@ -8,11 +8,12 @@ slows the fetching instead of filling memory:
 Each HTTP request takes a slot of a per-registry `AdaptiveLimiter` for the exchange only:
 by default it starts at 64 requests in flight per 25 ms of round trip to the registry (at
 least 64, at most 256), grows (up to 256) while the registry's latency, not its capacity,
-bounds the throughput, and halves when the registry throttles (`_pacing`); an explicit
-``concurrency`` fixes the most it may reach. What a worker does for one tag is
-`_scan_tag.TagScanner`'s: nothing is fetched twice (index children, image manifests and
-configs are memoised by digest), tokens come from the client's cache, and a digest scan uses
-``HEAD``. Everything the scan's tasks send is counted in its own `ScanStats`.
+bounds the throughput, and comes down to what a registry takes that refuses requests beyond a
+number in flight (`_limiter`); an explicit ``concurrency`` fixes the most it may reach. What a
+worker does for one tag is `_scan_tag.TagScanner`'s: nothing is fetched twice (index
+children, image manifests and configs are memoised by digest), tokens come from the client's
+cache, and a digest scan uses ``HEAD``. Everything the scan's tasks send is counted in its
+own `ScanStats`.
 
 The work runs in a task of its own, so the scan can be cancelled from wherever the iterator
 is closed: breaking out of ``async for`` (the generator is finalised at once), ``aclose()``,
@@ -153,6 +154,8 @@ class Pipeline:
             tokens_fetched=counters.tokens_fetched,
             bytes_received=counters.bytes_received,
             retries=counters.retries,
+            hedges=counters.hedges,
+            refused=counters.refused,
             seconds=(self._ended or time.monotonic()) - start,
             concurrency={host: limiter.peak for host, limiter in limiters.items()},
             rate_limits={

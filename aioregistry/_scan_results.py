@@ -77,7 +77,8 @@ class ScanResult:
 
 @dataclass(frozen=True, slots=True)
 class ScanStats:
-    """What a scan did: results and errors yielded, HTTP requests by kind, tokens, bytes.
+    """What a scan did: results and errors yielded, HTTP requests by kind, tokens, bytes,
+    retries, hedges (duplicates of late requests) and refusals (429 and 503 answers).
 
     ``concurrency`` maps each registry host to the most requests the scan had in flight to it
     (the adaptive limiter's peak); ``rate_limits`` the latest pull limit each host announced
@@ -91,6 +92,8 @@ class ScanStats:
     bytes_received: int
     retries: int
     seconds: float
+    hedges: int = 0
+    refused: int = 0
     concurrency: Mapping[str, int] = field(default_factory=dict)
     rate_limits: Mapping[str, RateLimit] = field(default_factory=dict)
 

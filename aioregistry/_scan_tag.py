@@ -16,10 +16,10 @@ from dataclasses import replace
 from ._blobs import get_config
 from ._exceptions import RegistryError
 from ._flight import Memo
+from ._limiter import AdaptiveLimiter
 from ._manifests import image_for, platform_entries, resolve_tag
 from ._media import INDEX_MEDIA_TYPES, MANIFEST_MEDIA_TYPES
 from ._models import ConfigBlob, Descriptor, ImageIndex, ImageManifest, Platform
-from ._pacing import AdaptiveLimiter
 from ._references import DOCKER_HUB_REGISTRY, Reference, Repository
 from ._scan_results import Resolve, ScanError, ScanResult, What
 from ._scopes import RepoType
@@ -81,7 +81,7 @@ class TagScanner:
                 # trip (Little's law): 64 suits up to 25 ms, so a registry 100 ms away starts
                 # at 256 rather than spend its first round trips growing there.
                 initial = min(self._ceiling, max(initial, int(initial * pacer.round_trip / 0.025)))
-            limiter = AdaptiveLimiter(initial, self._ceiling, pacer, on_grow=self._on_grow)
+            limiter = AdaptiveLimiter(initial, self._ceiling, on_grow=self._on_grow)
             limited = self._limited[session.host] = session.limited(limiter)
             self._on_grow()
         return limited, scope
@@ -89,10 +89,12 @@ class TagScanner:
     async def _manifest(
         self, session: Session, ref: Reference, scope: str
     ) -> ImageManifest | ImageIndex:
-        """A manifest by digest, fetched once per scan (verified against the digest)."""
+        """A manifest by digest, fetched once per scan (verified against the digest). Urgent,
+        as the config below: it finishes a tag already begun, so under a rate cap it goes
+        before the next tag's first request and results stream from the start."""
         assert ref.digest is not None  # noqa: S101
         return await self._manifests.get(
-            (session.host, ref.digest), lambda: session.get_manifest(ref, scope)
+            (session.host, ref.digest), lambda: session.get_manifest(ref, scope, urgent=True)
         )
 
     async def _config(
@@ -100,7 +102,7 @@ class TagScanner:
     ) -> ConfigBlob:
         return await self._configs.get(
             (session.host, descriptor.digest),
-            lambda: get_config(session, repo, scope, descriptor),
+            lambda: get_config(session, repo, scope, descriptor, urgent=True),
         )
 
     def _use_head(self, host: str) -> bool:

@@ -28,9 +28,10 @@ from ._exceptions import (
     UsageError,
 )
 from ._flight import SingleFlight
+from ._limiter import AdaptiveLimiter
 from ._media import ACCEPT_MANIFESTS
 from ._models import ImageIndex, ImageManifest, compute_digest, parse_manifest, verify_digest
-from ._pacing import AdaptiveLimiter, HostPacer
+from ._pacing import HostPacer
 from ._ratelimit import LIMIT_HEADER, RateLimit, parse_rate_limit
 from ._references import Reference, Repository, is_loopback_host, parse_digest
 from ._responses import Response, error_for_response
@@ -143,11 +144,13 @@ class Session:
         what: str,
         kind: str,
         accept: str | None = None,
+        urgent: bool = False,
     ) -> Response:
         """Send with the right ``Authorization``; on a 401, renew once; raise error statuses.
 
         A slot of the limiter is held for the HTTP exchange only, never while waiting for a
-        token.
+        token. ``urgent``: the request finishes work already begun (a scan's child manifests
+        and configs), so it goes before new work under a rate cap.
         """
         endpoint = self.endpoint
         resp: Response | None = None
@@ -155,7 +158,13 @@ class Session:
             headers = {"Accept": accept} if accept else {}
             token = await self._auth.authorize(endpoint, scope, headers)
             resp = await self._transport.send(
-                method, url, headers=headers, max_body=max_body, kind=kind, limiter=self.limiter
+                method,
+                url,
+                headers=headers,
+                max_body=max_body,
+                kind=kind,
+                limiter=self.limiter,
+                urgent=urgent,
             )
             if resp.status != 401 or attempt or not self._auth.renew(endpoint, scope, resp, token):
                 break
@@ -166,7 +175,9 @@ class Session:
             raise self._auth.error(resp, endpoint, what)
         return resp
 
-    async def get_manifest(self, ref: Reference, scope: str) -> ImageManifest | ImageIndex:
+    async def get_manifest(
+        self, ref: Reference, scope: str, *, urgent: bool = False
+    ) -> ImageManifest | ImageIndex:
         """The manifest or index ``ref`` names, exactly as sent and verified."""
         resp = await self.request(
             scope,
@@ -176,6 +187,7 @@ class Session:
             max_body=MANIFEST_LIMIT,
             what=f"manifest of {ref}",
             kind="manifest",
+            urgent=urgent,
         )
         if ref.digest is not None:
             digest = verify_digest(resp.body, ref.digest, what=f"manifest {ref}")
@@ -224,7 +236,14 @@ class Session:
         return digest, media_type
 
     async def get_blob(
-        self, repo: Repository, scope: str, digest: str, *, size: int | None, max_size: int
+        self,
+        repo: Repository,
+        scope: str,
+        digest: str,
+        *,
+        size: int | None,
+        max_size: int,
+        urgent: bool = False,
     ) -> bytes:
         """A blob's bytes, read whole (at most ``max_size``, exactly ``size`` when known) and
         verified against ``digest``. Redirects are followed; aiohttp drops ``Authorization``
@@ -238,6 +257,7 @@ class Session:
             max_body=size if size is not None else max_size,
             what=f"blob {digest} of {repo}",
             kind="blob",
+            urgent=urgent,
         )
         if size is not None and len(resp.body) != size:
             raise InvalidContent(

@@ -22,12 +22,15 @@ __all__ = ["Counters", "Meter"]
 
 @dataclass(slots=True)
 class Counters:
-    """Requests by kind, bytes of bodies read, retried attempts, tokens fetched."""
+    """Requests by kind, bytes of bodies read, retried attempts, tokens fetched, hedges
+    (duplicates of late requests) and refusals (429 and 503 answers)."""
 
     requests: Counter[str] = field(default_factory=Counter)
     bytes_received: int = 0
     retries: int = 0
     tokens_fetched: int = 0
+    hedges: int = 0
+    refused: int = 0
 
 
 # The open scopes of the current context, each with the meter it belongs to: a scope counts
@@ -65,6 +68,16 @@ class Meter:
         self.total.retries += 1
         for counters in self._scoped():
             counters.retries += 1
+
+    def hedge(self) -> None:
+        self.total.hedges += 1
+        for counters in self._scoped():
+            counters.hedges += 1
+
+    def refused(self) -> None:
+        self.total.refused += 1
+        for counters in self._scoped():
+            counters.refused += 1
 
     def token(self) -> None:
         self.total.tokens_fetched += 1

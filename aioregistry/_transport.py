@@ -10,10 +10,12 @@ values: what they mean is the caller's to say.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import random
 import ssl
 import time
+from collections.abc import Awaitable, Callable
 from types import SimpleNamespace
 
 import aiohttp
@@ -29,7 +31,9 @@ from ._exceptions import (
     TransportError,
     UsageError,
 )
-from ._pacing import AdaptiveLimiter, Exchange, HostPacer
+from ._limiter import AdaptiveLimiter, Exchange
+from ._pacing import OVERTAKEN, HostPacer
+from ._references import DOCKER_HUB_REGISTRY
 from ._responses import ERROR_BODY_LIMIT, Response, redact_url, retry_after
 from ._stats import Meter
 from ._version import __version__
@@ -38,7 +42,7 @@ __all__ = ["Transport"]
 
 USER_AGENT = f"aioregistry/{__version__}"
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
-THROTTLE_STATUSES = frozenset({429, 503})  # the host asks everyone to slow down
+THROTTLE_STATUSES = frozenset({429, 503})  # the host turned the request away
 
 
 def _ssl_context(*, insecure: bool, ca_file: str | None) -> ssl.SSLContext:
@@ -121,72 +125,139 @@ class Transport:
         data: dict[str, str] | None = None,
         kind: str | None = None,
         limiter: AdaptiveLimiter | None = None,
+        urgent: bool = False,
     ) -> Response:
         """One HTTP exchange. Error statuses are returned, not raised: callers decide.
 
         ``kind`` names the request in the statistics (``manifest``, ``blob``, ``token``...).
-        GET and HEAD are retried under the `Retries` policy. ``limiter`` (a scan's bound on
-        requests in flight) is held for each attempt, never while waiting to retry.
+        GET and HEAD are retried under the `Retries` policy and the host's retry budget, and
+        hedged when their answer is late (`_pacing`). ``limiter`` (a scan's bound on requests
+        in flight) is held for each attempt, never while waiting to retry. ``urgent`` requests
+        (the rest of a tag already begun) go first under a rate cap; retries always do.
         """
         idempotent = method in ("GET", "HEAD")
         attempts = self._retries.attempts if idempotent else 1
         pacer = self.pacer(url)
         started = time.monotonic()
+        send = functools.partial(
+            self._attempt,
+            method,
+            url,
+            headers=headers,
+            max_body=max_body,
+            allow_redirects=allow_redirects,
+            data=data,
+            kind=kind,
+        )
         for attempt in range(1, attempts + 1):
             last = attempt == attempts
-            await pacer.wait_turn()
+            sent_at = await pacer.wait_turn(urgent=urgent or attempt > 1)
             try:
-                async with limiter.exchange() if limiter else _Unlimited() as exchange:
-                    sent = time.monotonic()
-                    resp = await self._attempt(
-                        method,
-                        url,
-                        headers=headers,
-                        max_body=max_body,
-                        allow_redirects=allow_redirects,
-                        data=data,
-                        kind=kind,
-                        exchange=exchange,
-                    )
-                    exchange.timed = resp.status < 400
-                    if exchange.timed:
-                        pacer.answered_in(time.monotonic() - sent - exchange.connecting)
+                resp = await self._exchange(pacer, limiter, send, hedge=idempotent)
             except (ConnectError, RequestTimeout) as exc:
                 retryable = isinstance(exc, RequestTimeout) or exc.retryable
-                wait = None if last or not retryable else self._backoff(attempt)
-                if wait is None or time.monotonic() + wait - started > self._retries.total:
+                wait = self._backoff(attempt)
+                if last or not retryable or time.monotonic() + wait - started > self._retries.total:
+                    raise
+                deadline = started + self._retries.total - wait
+                if not await pacer.retry_turn(costly=True, deadline=deadline):
                     raise
             else:
                 if resp.status not in RETRY_STATUSES:
-                    pacer.answered()
                     return resp
                 asked = retry_after(resp.header("Retry-After"))
+                if resp.status == 429 or (resp.status == 503 and asked is not None):
+                    pacer.throttled(sent_at, asked)  # evidence: the host's rate is cut
                 if asked is not None and asked > self._retries.max_wait:
                     return resp  # the server asks for a longer wait than we are willing to
-                if resp.status in THROTTLE_STATUSES:
-                    # Everyone waits, at the top of the loop: one 429 slows the whole
-                    # fan-out to this host, not just this task.
-                    wait = pacer.throttled(asked)
-                else:
-                    wait = asked if asked is not None else self._backoff(attempt)
+                # Whatever the status, this request alone waits before it asks again.
+                wait = asked if asked is not None else self._backoff(attempt)
                 if last or time.monotonic() + wait - started > self._retries.total:
                     return resp
-                if resp.status in THROTTLE_STATUSES:
-                    wait = 0.0
+                deadline = started + self._retries.total - wait
+                if not await pacer.retry_turn(deadline=deadline):
+                    return resp
             self.meter.retry()
             await anyio.sleep(wait)
         raise AssertionError("unreachable")  # pragma: no cover
 
+    async def _exchange(
+        self,
+        pacer: HostPacer,
+        limiter: AdaptiveLimiter | None,
+        send: Callable[..., Awaitable[Response]],
+        *,
+        hedge: bool,
+    ) -> Response:
+        """One attempt under a slot of ``limiter``, told to it and to the pacer."""
+        async with limiter.exchange() if limiter else _Unlimited() as exchange:
+            sent = time.monotonic()
+            if hedge:
+                resp = await self._hedged(pacer, send, exchange)
+            else:
+                resp = await _tracked(pacer, lambda: send(exchange=exchange))
+            status = resp.status
+            if status in THROTTLE_STATUSES:
+                self.meter.refused()
+                exchange.refused = status == 503 and retry_after(resp.header("Retry-After")) is None
+            exchange.timed = status < 400 and not exchange.hedged
+            if status not in RETRY_STATUSES:
+                elapsed = time.monotonic() - sent - exchange.connecting
+                pacer.answered(elapsed if exchange.timed else None)
+            return resp
+
+    async def _hedged(
+        self,
+        pacer: HostPacer,
+        send: Callable[..., Awaitable[Response]],
+        exchange: Exchange,
+    ) -> Response:
+        """``send()``, and a duplicate of it if its answer is late and the hedging budget
+        allows (`_pacing`): the first good answer wins and the other request is cancelled; if
+        both fail, the first request's outcome is the answer."""
+        delay = pacer.hedge_delay()
+        if delay is None:
+            return await _tracked(pacer, lambda: send(exchange=exchange))
+        mark = pacer.mark()
+        first = asyncio.ensure_future(_tracked(pacer, lambda: send(exchange=exchange)))
+        tasks = [first]
+        try:
+            while not first.done():
+                await asyncio.wait(tasks, timeout=delay)
+                if not first.done() and pacer.overtaken(mark) >= OVERTAKEN:
+                    break
+            if first.done() or not pacer.may_hedge():
+                return await first
+            self.meter.hedge()
+            exchange.hedged = True
+            tasks.append(asyncio.ensure_future(_hedge(pacer, lambda: send(exchange=exchange))))
+            pending = set(tasks)
+            while pending:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    if task.exception() is None and task.result().status not in RETRY_STATUSES:
+                        return task.result()
+            return first.result()
+        finally:
+            for task in tasks:
+                task.add_done_callback(_retrieve)
+                task.cancel()
+
     def pacer(self, url: str | URL) -> HostPacer:
-        """The shared backoff and rate state of the host ``url`` points at."""
+        """The shared pace of the host ``url`` points at."""
         parsed = URL(url) if isinstance(url, str) else url
         key = f"{parsed.host}:{parsed.port}"
         pacer = self._pacers.get(key)
         if pacer is None:
+            rps = self._limits.requests_per_second
+            if rps is None and parsed.host == DOCKER_HUB_REGISTRY:
+                rps = self._limits.docker_hub_requests_per_second
+            retries = self._retries
             pacer = self._pacers[key] = HostPacer(
-                requests_per_second=self._limits.requests_per_second,
-                backoff=self._retries.backoff,
-                max_wait=self._retries.max_wait,
+                requests_per_second=rps,
+                budget=retries.budget,
+                hedge_after=retries.hedge_after,
+                hedge_share=retries.hedge_share,
             )
         return pacer
 
@@ -258,6 +329,29 @@ class Transport:
             raise TransportError(
                 f"{method} {shown} failed: {type(exc).__name__}: {exc}", url=shown
             ) from exc
+
+
+async def _tracked(pacer: HostPacer, request: Callable[[], Awaitable[Response]]) -> Response:
+    """``request()``, told to the pacer as sent and ended (a task cancelled before it began
+    was never sent)."""
+    pacer.sent()
+    try:
+        return await request()
+    finally:
+        pacer.ended()
+
+
+async def _hedge(pacer: HostPacer, request: Callable[[], Awaitable[Response]]) -> Response:
+    """A duplicate of a late request: it waits for a turn under the host's rate caps (ahead
+    of new work) like any request, then goes."""
+    await pacer.wait_turn(urgent=True)
+    return await _tracked(pacer, request)
+
+
+def _retrieve(task: asyncio.Future[Response]) -> None:
+    """A losing request's outcome, taken so that asyncio does not log it as never retrieved."""
+    if not task.cancelled():
+        task.exception()
 
 
 class _Unlimited:

@@ -117,6 +117,14 @@ def _served(registry: RegistryProcess, mark: int, at_least: int) -> list[dict]:
     return [e for e in registry.access_log(since=mark) if e["user_agent"].startswith(OUR_AGENT)]
 
 
+def _each_once(counts: Counter, keys, hedges: int) -> None:
+    """Each of ``keys`` asked for once, or twice where a late answer was hedged (a duplicate
+    of a request in flight, never a second fetch of something already had)."""
+    assert set(counts) == set(keys)
+    assert all(n in (1, 2) for n in counts.values()), counts.most_common(3)
+    assert sum(counts.values()) - len(counts) <= hedges, (counts.most_common(3), hedges)
+
+
 def _manifest_requests(entries, repository: str) -> list[tuple[str, str]]:
     """(method, tag or digest) of every manifest request for ``repository``."""
     found = []
@@ -239,13 +247,14 @@ async def test_config_scan_fetches_nothing_twice(registry_many, config_scan):
     entries = config_scan.entries
     assert [e for e in entries if e["status"] >= 400 and e["path"] != "/v2/"] == []
     manifests = _manifest_requests(entries, many)
+    hedges = config_scan.stats.hedges
+    assert hedges <= 0.05 * config_scan.stats.total_requests + 5  # the hedging budget
     by_tag = Counter(ref for _, ref in manifests if not _is_digest(ref))
-    assert by_tag == dict.fromkeys(content.many_tags, 1)  # each tag resolved exactly once
+    _each_once(by_tag, content.many_tags, hedges)  # each tag resolved once
     by_digest = Counter(ref for method, ref in manifests if _is_digest(ref) and method == "GET")
-    assert all(n == 1 for n in by_digest.values()), by_digest.most_common(3)
+    assert all(n <= 2 for n in by_digest.values()), by_digest.most_common(3)
     blobs = _blob_gets(entries, many)
-    assert set(blobs) == configs  # the configs, and no layer
-    assert all(n == 1 for n in blobs.values()), blobs.most_common(3)
+    _each_once(blobs, configs, hedges)  # the configs, and no layer
     assert sum(1 for e in entries if e["path"].startswith(f"/v2/{many}/tags/list")) == 1
 
 
@@ -255,16 +264,20 @@ async def test_config_scan_stats_agree_with_the_access_log(registry_many, config
     assert stats.results == 1000
     assert stats.errors == 0
     assert stats.tokens_fetched == 1
-    assert stats.requests["blob"] == 250 == sum(_blob_gets(entries, many).values())
+    # A hedge that lost may have been cancelled before the registry logged it: the log holds
+    # every request but those, and the hedges are the only requests beyond one per thing.
+    hedges = stats.hedges
+    assert 250 <= sum(_blob_gets(entries, many).values()) <= stats.requests["blob"]
+    assert stats.requests["blob"] <= 250 + hedges
     assert stats.requests["tags"] == 1
     manifests = _manifest_requests(entries, many)
-    assert stats.requests.get("manifest", 0) == sum(1 for m, _ in manifests if m == "GET")
-    assert stats.requests.get("manifest-head", 0) == sum(1 for m, _ in manifests if m == "HEAD")
+    for kind, method in (("manifest", "GET"), ("manifest-head", "HEAD")):
+        logged = sum(1 for m, _ in manifests if m == method)
+        assert logged <= stats.requests.get(kind, 0) <= logged + hedges
     pings = sum(1 for e in entries if e["path"] == "/v2/")
     assert stats.requests["ping"] >= pings == 1  # an HTTPS try first never reaches the log
-    assert stats.total_requests - stats.requests["token"] - stats.requests["ping"] == (
-        len(entries) - pings
-    )
+    sent = stats.total_requests - stats.requests["token"] - stats.requests["ping"]
+    assert len(entries) - pings <= sent <= len(entries) - pings + hedges
     assert stats.bytes_received > sum(e["size"] for e in entries if e["method"] == "GET") / 2
     assert stats.seconds > 0
 
@@ -299,11 +312,11 @@ async def test_digest_scan_uses_head_only(registry_many, many_issuer):
 
     entries = _served(registry_many, mark, 1 + 1 + 1000)
     manifests = _manifest_requests(entries, many)
-    assert Counter(method for method, _ in manifests) == {"HEAD": 1000}
-    assert sorted(ref for _, ref in manifests) == sorted(content.many_tags)
+    assert {method for method, _ in manifests} == {"HEAD"}
+    _each_once(Counter(ref for _, ref in manifests), content.many_tags, stats.hedges)
     assert _blob_gets(entries, many) == {}
     assert stats.requests.get("manifest", 0) == 0
-    assert stats.requests["manifest-head"] == 1000
+    assert len(manifests) <= stats.requests["manifest-head"] <= 1000 + stats.hedges
     assert "blob" not in stats.requests
     assert stats.tokens_fetched == 1
     assert many_issuer.count == 1
@@ -331,9 +344,9 @@ async def test_two_scans_at_once_on_one_client_each_count_their_own(registry_man
 
     assert counted == {"listed": 1000, "given": 200}
     a, b = listed.stats, given.stats
-    assert a.requests["manifest-head"] == 1000
+    assert 1000 <= a.requests["manifest-head"] <= 1000 + a.hedges
     assert a.requests["tags"] == 1
-    assert b.requests["manifest-head"] == 200
+    assert 200 <= b.requests["manifest-head"] <= 200 + b.hedges
     assert "tags" not in b.requests
     # What both waited for (the ping, the one token) is counted once, by whichever did it.
     for kind in ("ping", "token"):
@@ -342,6 +355,7 @@ async def test_two_scans_at_once_on_one_client_each_count_their_own(registry_man
     assert a.total_requests + b.total_requests == total.total_requests
     assert a.bytes_received + b.bytes_received == total.bytes_received
     assert a.retries + b.retries == total.retries
+    assert a.hedges + b.hedges == total.hedges
 
 
 # -- 5, 10: tags whose manifest is gone --------------------------------------------------

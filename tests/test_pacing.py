@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import itertools
+import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+import anyio
 import orjson
 import pytest
 from aiohttp import web
@@ -26,9 +30,11 @@ from aioregistry import (
     RequestTimeout,
     ResponseError,
     Retries,
+    ScanStats,
     Timeouts,
 )
-from aioregistry._pacing import AdaptiveLimiter, HostPacer
+from aioregistry._limiter import MIN_ROUND, AdaptiveLimiter
+from aioregistry._pacing import HostPacer
 
 pytestmark = pytest.mark.anyio
 
@@ -54,6 +60,7 @@ class Server:
         self.in_flight = 0
         self.in_flight_at_arrival: list[int] = []  # manifest requests only
         self.released = asyncio.Event()  # ends stalled answers
+        self.sequence: list[str] = []  # "manifest" or "blob", in the order they arrived
         self.delay = 0.0  # added before every answer: a registry this far away
         fake.route("GET", "/v2/")(self._ping)
         fake.route("GET", f"{PACE}/tags/list")(self._tag_list)
@@ -73,11 +80,13 @@ class Server:
         return web.json_response({"name": "test/pace", "tags": self.tags})
 
     async def _blob(self, _: web.Request) -> web.StreamResponse:
+        self.sequence.append("blob")
         await asyncio.sleep(self.delay)
         return web.Response(body=CONFIG)
 
     async def _manifest(self, request: web.Request) -> web.StreamResponse:
         self.arrivals.append(time.monotonic())
+        self.sequence.append("manifest")
         self.in_flight += 1
         self.in_flight_at_arrival.append(self.in_flight)
         try:
@@ -124,55 +133,181 @@ class Clock:
         return self.now
 
 
-def test_throttling_pauses_the_host_with_a_growing_backoff_that_resets():
-    clock = Clock()
-    pacer = HostPacer(backoff=0.5, max_wait=3.0, clock=clock)
-    first = pacer.throttled(None)
-    assert 0.25 <= first <= 0.5
-    assert pacer.resume_at == pytest.approx(clock.now + first)
-    second = pacer.throttled(None)
-    assert 0.5 <= second <= 1.0  # doubles while the host keeps throttling
-    for _ in range(10):
-        capped = pacer.throttled(None)
-    assert 1.5 <= capped <= 3.0  # never beyond max_wait
-    pacer.answered()
-    assert pacer.throttled(None) <= 0.5  # a normal answer starts the backoff again
-    assert pacer.throttles == 13
+def admit(pacer: HostPacer, clock: Clock, rate: float, seconds: float) -> None:
+    """Good answers at ``rate`` per second for ``seconds`` (the clock moves on)."""
+    for _ in range(int(rate * seconds)):
+        clock.now += 1 / rate
+        pacer.answered(0.01)
 
 
-def test_retry_after_sets_the_pause_and_pauses_only_extend():
+def test_a_throttle_cuts_the_rate_to_just_under_what_was_admitted_then_it_grows_back():
     clock = Clock()
     pacer = HostPacer(clock=clock)
-    assert pacer.throttled(4.0) == 4.0
-    assert pacer.resume_at == clock.now + 4.0
-    pacer.throttled(1.0)
-    assert pacer.resume_at == clock.now + 4.0  # a shorter pause does not cut a longer one
+    sent = clock.now
+    admit(pacer, clock, 300, 1.0)
+    assert pacer.rate is None  # no throttling, no cap
+    pacer.throttled(sent, None)
+    assert pacer.rate == pytest.approx(270, rel=0.02)  # 0.9 of the 300/s admitted
+    pacer.throttled(sent, None)  # sent before the cut: the same news, no second cut
+    assert pacer.rate == pytest.approx(270, rel=0.02)
+    clock.now += 0.5
+    assert 280 < pacer.rate < 300  # concave: most of the way back within half a second
+    clock.now += 0.5
+    assert pacer.rate == pytest.approx(300, rel=0.01)  # back at the admitted rate
+    clock.now += 0.5
+    assert pacer.rate == pytest.approx(600, rel=0.01)  # then doubling every half second...
+    admit(pacer, clock, 300, 0.5)
+    later = clock.now
+    pacer.throttled(later, None)  # ...until the host throttles again
+    assert pacer.rate == pytest.approx(270, rel=0.05)
+    clock.now += 10
+    assert pacer.rate is None  # long without throttling: the cap is dropped
 
 
-def one(limiter: AdaptiveLimiter, elapsed: float | None, *, saturated: bool = True) -> None:
-    limiter.end(limiter.start(), elapsed, saturated=saturated)
+def test_a_throttle_with_nothing_admitted_to_measure_leaves_the_rate_alone():
+    clock = Clock()
+    pacer = HostPacer(clock=clock)
+    pacer.throttled(clock.now, None)
+    assert pacer.rate is None  # the request's own backoff answers it
+    assert pacer.resume_at == 0
+
+
+def test_retry_after_pauses_the_host_only_once_nothing_has_been_admitted_for_a_while():
+    clock = Clock()
+    pacer = HostPacer(clock=clock)
+    admit(pacer, clock, 100, 1.0)
+    pacer.throttled(clock.now, 1.0)
+    clock.now += 0.5
+    pacer.answered(0.01)  # the host admits others: the Retry-After is that request's
+    pacer.throttled(clock.now, 1.0)
+    assert pacer.resume_at == 0
+    clock.now += 1.0  # a second of refusals and nothing admitted: everyone waits
+    pacer.throttled(clock.now, 2.0)
+    assert pacer.resume_at == clock.now + 2.0
+
+
+async def test_the_retry_budget_is_spent_by_retries_and_earned_back_by_answers():
+    pacer = HostPacer(budget=20)
+    soon = time.monotonic() + 0.05
+    assert await pacer.retry_turn(costly=True, deadline=soon)  # 10
+    assert await pacer.retry_turn(deadline=soon)  # 5
+    assert await pacer.retry_turn(deadline=soon)  # 5: empty
+    assert not await pacer.retry_turn(deadline=soon)  # short until the deadline: no retry
+    waiting = asyncio.ensure_future(pacer.retry_turn(deadline=time.monotonic() + 30))
+    for _ in range(4):
+        pacer.answered(0.01)
+    await asyncio.sleep(0.01)
+    assert not waiting.done()  # 4 tokens: short of a retry's 5, the retry waits
+    pacer.answered(None)  # any answer that is no refusal earns one
+    assert await asyncio.wait_for(waiting, 5)
+    unbounded = HostPacer(budget=None)
+    assert all([await unbounded.retry_turn(deadline=0) for _ in range(1000)])
+
+
+def test_hedging_waits_for_answer_times_and_its_budget_caps_it():
+    clock = Clock()
+    pacer = HostPacer(hedge_after=0.2, hedge_share=0.05, clock=clock)
+    assert pacer.hedge_delay() is None  # no answer times yet: nothing is late
+    for _ in range(100):
+        pacer.answered(0.01)
+    assert pacer.hedge_delay() == 0.2  # the floor: twice the 90th percentile is less
+    for _ in range(200):
+        pacer.answered(1.0)
+    assert pacer.hedge_delay() == pytest.approx(2.0)
+    hedges = sum(pacer.may_hedge() for _ in range(10))
+    assert hedges == 5  # the burst
+    for _ in range(110):
+        pacer.sent()
+    assert sum(pacer.may_hedge() for _ in range(10)) == 5  # 5% of 110 requests
+    off = HostPacer(hedge_share=0, clock=clock)
+    for _ in range(100):
+        off.answered(0.01)
+    assert off.hedge_delay() is None
+
+
+def test_overtaken_counts_only_answers_to_requests_sent_later():
+    pacer = HostPacer()
+    for _ in range(3):
+        pacer.sent()  # three in flight before ours
+    mark = pacer.mark()
+    pacer.sent()  # ours
+    for _ in range(3):
+        pacer.ended()
+    assert pacer.overtaken(mark) == 0  # the three before ours
+    for _ in range(20):
+        pacer.sent()
+        pacer.ended()
+    assert pacer.overtaken(mark) == 20
+
+
+async def test_under_a_rate_cap_urgent_requests_go_before_new_ones():
+    pacer = HostPacer(requests_per_second=200)
+    order: list[str] = []
+
+    async def ask(name: str, *, urgent: bool) -> None:
+        await pacer.wait_turn(urgent=urgent)
+        order.append(name)
+
+    async with anyio.create_task_group() as tg:
+        for i in range(10):
+            tg.start_soon(functools.partial(ask, f"new{i}", urgent=False))
+        await anyio.sleep(0.012)  # a couple of turns go to the first comers
+        for i in range(3):
+            tg.start_soon(functools.partial(ask, f"urgent{i}", urgent=True))
+    urgent_at = [order.index(f"urgent{i}") for i in range(3)]
+    new_after = [order.index(f"new{i}") for i in range(4, 10)]
+    # The urgent ones came last but go next; the new ones still waiting go after them.
+    assert max(urgent_at) < min(new_after), order
+
+
+def one(
+    limiter: AdaptiveLimiter, elapsed: float | None, *, saturated: bool = True, refused=False
+) -> None:
+    limiter.end(limiter.start(), elapsed, saturated=saturated, refused=refused)
 
 
 def feed(limiter: AdaptiveLimiter, rounds: int, elapsed: float, *, saturated: bool = True):
     """Whole rounds: as many exchanges as the bound start, then all of them end."""
     for _ in range(rounds):
-        started = [limiter.start() for _ in range(max(8, limiter.limit))]
+        started = [limiter.start() for _ in range(max(MIN_ROUND, limiter.limit))]
         for round_ in started:
             limiter.end(round_, elapsed, saturated=saturated)
 
 
+def feed_refusing(
+    limiter: AdaptiveLimiter, clock: Clock, rounds: int, refuse: Callable[[int, int], bool]
+) -> list[int]:
+    """Whole rounds in generations of ``limit`` exchanges at once, 1/64 s each (exact in
+    binary: one generation ends as the next begins); ``refuse(i, limit)`` says whether the
+    i-th of a generation is refused. Returns the bounds seen."""
+    seen, each = [], 1 / 64
+    for _ in range(rounds):
+        limit = limiter.limit
+        n = max(MIN_ROUND, limit)
+        begun = clock.now
+        started = []
+        for i in range(n):
+            clock.now = begun + (i // limit) * each
+            started.append((limiter.start(), clock.now, refuse(i % limit, limit)))
+        clock.now = begun + (n // limit + 1) * each
+        for round_, began, refused in started:
+            limiter.end(round_, each, saturated=True, refused=refused, began=began, in_flight=limit)
+        seen.append(limiter.limit)
+    return seen
+
+
 def test_a_round_is_judged_only_when_every_exchange_of_it_has_ended():
-    limiter = AdaptiveLimiter(16, 256, HostPacer())
-    started = [limiter.start() for _ in range(16)]
-    for round_ in started[:15]:  # the quick ones come back first...
+    limiter = AdaptiveLimiter(16, 256)
+    started = [limiter.start() for _ in range(MIN_ROUND)]
+    for round_ in started[:-1]:  # the quick ones come back first...
         limiter.end(round_, 0.100, saturated=True)
     assert limiter.limit == 16
-    limiter.end(started[15], 0.100, saturated=True)  # ...the round is judged with the last
+    limiter.end(started[-1], 0.100, saturated=True)  # ...the round is judged with the last
     assert limiter.limit == 32
 
 
 def test_limit_doubles_while_latency_bounds_the_throughput():
-    limiter = AdaptiveLimiter(16, 256, HostPacer())
+    limiter = AdaptiveLimiter(16, 256)
     feed(limiter, 1, 0.100)
     assert limiter.limit == 32
     feed(limiter, 1, 0.140)  # slower, but within 1.5 times the fastest: still latency-bound
@@ -183,42 +318,40 @@ def test_limit_doubles_while_latency_bounds_the_throughput():
 
 
 def test_limit_stays_when_answers_queue_or_demand_is_low():
-    limiter = AdaptiveLimiter(64, 256, HostPacer())
+    limiter = AdaptiveLimiter(64, 256)
     one(limiter, 0.001)  # one quick answer sets the bare round trip
     feed(limiter, 5, 0.040)  # the registry is the bottleneck: answers wait in its queue
     assert limiter.limit == 64
-    idle = AdaptiveLimiter(64, 256, HostPacer())
+    idle = AdaptiveLimiter(64, 256)
     feed(idle, 5, 0.100, saturated=False)  # fast, but the scan does not use its slots
     assert idle.limit == 64
 
 
-def test_limit_halves_when_the_host_throttles_and_grows_back_to_where_it_was():
-    pacer = HostPacer()
-    limiter = AdaptiveLimiter(64, 64, pacer)
-    pacer.throttled(0.0)
-    pacer.throttled(0.0)
-    one(limiter, 0.01)
-    assert limiter.limit == 32
-    for _ in range(31):  # answers in flight carry the same news: no second cut this round
-        pacer.throttled(0.0)
-        one(limiter, None)
-    assert limiter.limit == 32
-    pacer.throttled(0.0)
-    one(limiter, None)
-    assert limiter.limit == 16
-    # No more throttling: one step per round, whatever the latency; the first of these rounds
-    # holds the throttled answers, so it does not count.
-    feed(limiter, 20, 0.5)
-    assert limiter.limit == 16 + 19
-    feed(limiter, 100, 0.5)
-    assert limiter.limit == 64  # back to where it was, and the fixed ceiling holds
-    assert limiter.peak == 64
+def test_a_registry_that_refuses_beyond_a_capacity_gets_just_that_many():
+    clock = Clock()
+    limiter = AdaptiveLimiter(64, 64, clock=clock)
+    seen = feed_refusing(limiter, clock, 60, lambda i, _limit: i >= 8)  # 8 admitted at once
+    assert limiter.capped
+    assert seen[0] == 8  # the admitted never overlapped beyond 8: straight there
+    assert set(seen[1:]) <= {8, 9}  # probing one above now and then
+    assert 9 in seen
+    assert limiter.tolerated == 0
+
+
+def test_flat_loss_is_told_from_a_capacity_and_tolerated():
+    rng = random.Random(3)  # noqa: S311  (a fault pattern, not cryptography)
+    clock = Clock()
+    limiter = AdaptiveLimiter(64, 64, clock=clock)
+    seen = feed_refusing(limiter, clock, 40, lambda _i, _limit: rng.random() < 0.1)
+    assert not limiter.capped
+    assert seen == [64] * 40  # nearly all in flight were admitted: fewer would not help
+    assert limiter.tolerated >= 0.1
 
 
 # -- end to end against a server --------------------------------------------------------------
 
 
-async def test_one_429_pauses_every_request_to_that_host(serve):
+async def test_a_retry_after_delays_the_request_that_got_it_not_the_others(serve):
     calls = 0
     throttled = asyncio.Event()
 
@@ -239,15 +372,44 @@ async def test_one_429_pauses_every_request_to_that_host(serve):
             if client.stats.retries:
                 break
             await asyncio.sleep(0.002)
-        throttled_at = server.manifest_arrivals()[0]
         others = [client.get_manifest(f"{server.host}/test/pace:{i}") for i in range(5)]
-        results = await asyncio.gather(first, *others)
-        assert {m.digest for m in results} == {sha(MANIFEST)}
+        assert {m.digest for m in await asyncio.gather(*others)} == {sha(MANIFEST)}
+        assert not first.done()  # still waiting out its Retry-After...
+        assert (await first).digest == sha(MANIFEST)
         assert client.stats.retries == 1
-    later = server.manifest_arrivals()[1:]
-    assert len(later) == 6
-    # Nobody, not only the task that got the 429, asked again before the server's second.
-    assert min(later) - throttled_at >= 0.95
+        assert client.stats.refused == 1
+    arrivals = server.manifest_arrivals()
+    assert len(arrivals) == 7
+    # ...which it honoured: its second try came a second after its first.
+    assert arrivals[-1] - arrivals[0] >= 0.95
+
+
+async def test_a_host_that_admits_nothing_is_paused_for_everyone(serve):
+    refusing = True
+    asked_enough = asyncio.Event()
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        if len(server.arrivals) >= 60:
+            asked_enough.set()
+        if refusing:
+            return web.Response(status=503, headers={"Retry-After": "0.5"}, text="maintenance")
+        return manifest_response()
+
+    server = await serve(handler)
+    async with client_for(retries=Retries(attempts=20, total=30)) as client:
+        await client.list_tags(f"{server.host}/test/pace")
+        tasks = [
+            asyncio.ensure_future(client.get_manifest(f"{server.host}/test/pace:{i}"))
+            for i in range(20)
+        ]
+        await asked_enough.wait()  # each asked three times, or so
+        refusing = False
+        assert {m.digest for m in await asyncio.gather(*tasks)} == {sha(MANIFEST)}
+    arrivals = sorted(server.manifest_arrivals())
+    # Once the host had admitted nothing for a while, everyone waited for the pause: the
+    # requests came in waves, not each on its own clock.
+    gaps = [b - a for a, b in itertools.pairwise(arrivals)]
+    assert sum(gap >= 0.4 for gap in gaps) >= 2
 
 
 async def test_requests_per_second_cap(serve):
@@ -342,13 +504,128 @@ async def test_scan_backs_off_when_the_registry_throttles_and_recovers_after(ser
     assert ok == 600
     seen = server.in_flight_at_arrival
     throttled = [n for n in seen[:300] if n > allowed]
-    # Starting at 64 in flight, the scan would keep meeting 429s without backing off; it
-    # halves at each throttling round trip and soon stays near what the registry allows.
+    # Starting at 64 in flight, the scan would keep meeting 429s without backing off; each
+    # 429 cuts its request rate to just under what the registry admitted, and it soon stays
+    # near what the registry allows.
     assert len(throttled) < 150
     assert max(seen[150:300]) <= 4 * allowed
     # Once the throttling stops, the bound grows back: more in flight than was allowed.
     assert max(seen[-150:]) > 2 * allowed
     assert scan.stats.retries > 0
+
+
+async def _digest_scan(server: Server, tags: int, **options) -> ScanStats:
+    server.tags = [f"t{i:04d}" for i in range(tags)]
+    async with (
+        client_for(**options) as client,
+        client.scan(f"{server.host}/test/pace", what="digest") as scan,
+    ):
+        results = [result async for result in scan]
+    assert [r.error for r in results if r.error is not None] == []
+    assert sorted(r.tag or "" for r in results) == server.tags
+    assert {r.digest for r in results} == {sha(MANIFEST)}
+    return scan.stats
+
+
+async def test_sporadic_503s_are_retried_alone_and_the_scan_keeps_its_pace(serve):
+    rng = random.Random(7)  # noqa: S311  (a fault pattern, not cryptography)
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        await asyncio.sleep(0.005)
+        if rng.random() < 0.1:
+            return web.Response(status=503, text="lost")
+        return manifest_response()
+
+    server = await serve(handler)
+    stats = await _digest_scan(server, 1000)
+    assert stats.refused > 50
+    # Loss at a flat rate is no reason for fewer requests in flight: the bound stays where
+    # it was (read as throttling, every 503 would halve it and pause the host).
+    assert max(server.in_flight_at_arrival[-300:]) >= 16
+
+
+async def test_a_registry_that_refuses_beyond_8_in_flight_gets_about_8(serve):
+    async def handler(request: web.Request) -> web.StreamResponse:
+        if server.in_flight > 8:
+            return web.Response(status=503, text="too many")
+        await asyncio.sleep(0.01)
+        return manifest_response()
+
+    server = await serve(handler)
+    stats = await _digest_scan(server, 600)
+    admitted = len(server.arrivals) - stats.refused
+    assert admitted >= 600
+    # Found by experiment (fewer in flight, far fewer refused) and kept: no retry storm...
+    assert stats.refused <= 0.25 * admitted, (stats.refused, admitted)
+    # ...and about as many in flight as the registry takes (64 to begin with).
+    late = sorted(server.in_flight_at_arrival[-300:])
+    assert late[int(len(late) * 0.9)] <= 10, late
+
+
+async def test_a_token_bucket_without_retry_after_is_met_at_its_rate(serve):
+    bucket = {"tokens": 10.0, "at": time.monotonic()}
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        now = time.monotonic()
+        bucket["tokens"] = min(10.0, bucket["tokens"] + (now - bucket["at"]) * 300)
+        bucket["at"] = now
+        if bucket["tokens"] < 1:
+            return web.Response(status=429, text="slow down")  # no Retry-After
+        bucket["tokens"] -= 1
+        return manifest_response()
+
+    server = await serve(handler)
+    stats = await _digest_scan(server, 900)
+    admitted = len(server.arrivals) - stats.refused
+    assert stats.refused > 0  # the bucket did throttle
+    # Each 429 cuts the rate to just under what the bucket admitted: refusals stay few (with
+    # only each request's own backoff they would be many times the admitted).
+    assert stats.refused <= 0.15 * admitted, (stats.refused, admitted)
+
+
+async def test_under_a_rate_cap_a_config_scan_streams_results_from_the_start(serve):
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return manifest_response()
+
+    server = await serve(handler)
+    server.tags = [f"t{i:04d}" for i in range(40)]
+    async with (
+        client_for(limits=Limits(requests_per_second=100)) as client,
+        client.scan(f"{server.host}/test/pace", what="config") as scan,
+    ):
+        results = [result async for result in scan]
+    assert len(results) == 40
+    # Every tag has the same config, fetched once: right after the first manifest, before
+    # the other tags' manifests (without priorities the scan's many workers would have
+    # asked for all 40 first).
+    assert server.sequence.count("blob") == 1
+    assert server.sequence.index("blob") <= 3, server.sequence
+
+
+@pytest.mark.parametrize("hedging", [True, False])
+async def test_a_late_answer_is_hedged_and_the_first_answer_wins(serve, hedging):
+    held: list[str] = []
+    done: list[str] = []
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        await asyncio.sleep(0.002)
+        if request.path.endswith("/t0500") and not held:
+            held.append(request.path)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(server.released.wait(), 3)
+            done.append(request.path)
+        return manifest_response()
+
+    server = await serve(handler)
+    retries = Retries(hedge_share=0.05 if hedging else 0)
+    stats = await _digest_scan(server, 1000, retries=retries)
+    if hedging:
+        # The scan was over while the held answer was still held: a duplicate answered it.
+        assert done == []
+        assert 1 <= stats.hedges <= 0.05 * stats.total_requests + 5
+    else:
+        assert done == held  # waited for it
+        assert stats.hedges == 0
 
 
 async def test_a_distant_registry_gets_more_requests_in_flight_from_the_start(serve):
