@@ -9,20 +9,18 @@ back first cannot pass for the typical one):
   link's latency, not the registry, bounds the throughput, and twice the requests in flight get
   about twice as much done. When the registry (or the client's CPU) is the bottleneck, the
   median is many times the fastest answer and the bound stays where it is.
-- It tells a registry that refuses requests beyond a number in flight (bare 503s, as a
-  proxy's or a load balancer's connection cap) from random loss (503s at a flat rate) by how
-  many admitted exchanges were ever in flight at once during the round: a capacity admits no
-  more than that many however many are sent, while loss leaves nearly all the requests in
-  flight admitted. When a round refuses more than the share learnt to be loss, and its
-  admitted exchanges overlapped in fewer than half of the most it had in flight, the bound is
-  cut to that overlap; from then on (a capacity seen) a round that refuses is cut to the less
-  of the overlap and what the share of refusals implies (with refused slots held, ``limit -
-  capacity`` of every ``limit`` are refused), by half at most, and a bound grows by one
-  after a round without refusals (additive increase), probing just above the capacity now
-  and then: each time a probe one above is refused again, it waits twice as many clean rounds
-  before the next (up to 16). Refusals with as many admitted at once as were in flight are
-  loss, which fewer requests in flight would not cure: the bound stays, and that share of
-  refusals is tolerated from then on.
+- It gives way to a registry that refuses requests beyond a number in flight (bare 503s, as a
+  proxy's or a load balancer's connection cap), without mistaking random loss (503s at a flat
+  rate) for one, by experiment. A round that refuses more than the share learnt to be loss
+  cuts the bound to what that share implies (with refused slots held, ``limit - capacity`` of
+  every ``limit`` are refused), by half at most, and the next round is the verdict: as many
+  answers admitted per second with fewer in flight means the refusals were the registry's
+  capacity (the cut stays, and the bound is cut again while it still refuses); fewer admitted
+  means they were loss, which fewer in flight do not cure (the bound goes back, and that share
+  is tolerated from then on). A registry that showed a capacity gets one more in flight after
+  a round without refusals (additive increase), probing just above the capacity now and then:
+  each time a probe one above is refused again, it waits twice as many clean rounds before
+  the next (up to 16). Half a round refused is judged at once, not at the round's end.
 
 A refused exchange keeps its slot for the typical answer time before giving it up, as if it
 had been admitted: otherwise its slot would come back at once, be refilled and refused again,
@@ -34,7 +32,6 @@ them.
 from __future__ import annotations
 
 import time
-from collections import deque
 from collections.abc import Callable
 from types import TracebackType
 
@@ -72,9 +69,9 @@ class Round:
         "closed",
         "ended",
         "epoch",
-        "most_in_flight",
         "opened",
         "refused",
+        "sent",
         "size",
         "started",
         "times",
@@ -90,7 +87,7 @@ class Round:
         self.busy = 0  # exchanges that ended with every slot taken
         self.refused = 0
         self.opened = 0.0  # when its first exchange began (clock time)
-        self.most_in_flight = 0  # the most of this limiter's exchanges in flight at a start
+        self.sent: list[tuple[int, bool]] = []  # (in flight as it began, refused) of each
 
 
 class AdaptiveLimiter:
@@ -127,7 +124,6 @@ class AdaptiveLimiter:
         self._patience = 1  # such rounds a capped bound waits before it probes one above
         self._probed = 0  # the bound that was last probed above the capacity, and refused
         self._answered = anyio.Event()  # set at the first admitted answer
-        self._admitted: deque[tuple[float, float]] = deque(maxlen=4096)  # (began, ended)
         self.peak = initial  # the highest bound reached, for the statistics
 
     @property
@@ -162,16 +158,20 @@ class AdaptiveLimiter:
         *,
         saturated: bool,
         refused: bool = False,
-        began: float = 0.0,
         in_flight: int = 0,
     ) -> None:
-        """An exchange that began at ``began`` (clock time) with ``in_flight`` exchanges of
-        this limiter in flight (itself too) ended after ``elapsed`` seconds (None: its time
-        tells nothing), ``refused`` or not."""
+        """An exchange begun with ``in_flight`` of this limiter's exchanges in flight (itself
+        too) ended after ``elapsed`` seconds (None: its time tells nothing), ``refused`` or
+        not."""
         round_.ended += 1
-        round_.most_in_flight = max(round_.most_in_flight, in_flight)
+        round_.sent.append((in_flight, refused))
         if refused:
             round_.refused += 1
+            early = round_.refused == max(MIN_ROUND // 2, round_.size // 2)
+            if early and round_.epoch == self._epoch and not self.capped:
+                # Half a round refused already: judge now rather than let the rest of it
+                # (and the rounds begun meanwhile) be refused too.
+                self._refusing(round_, round_.refused / round_.ended)
         elif elapsed is not None:
             if not self._typical:
                 self._typical = elapsed  # until a round is judged
@@ -179,7 +179,6 @@ class AdaptiveLimiter:
             self._fastest = min(self._fastest, elapsed)
             round_.times.append(elapsed)
             round_.busy += saturated
-            self._admitted.append((began, began + elapsed))
         if round_.closed and round_.ended == round_.started:
             self._judge(round_)
 
@@ -198,54 +197,39 @@ class AdaptiveLimiter:
         if round_.epoch != self._epoch:
             return  # begun under an earlier bound: it tells nothing about this one
         share = round_.refused / round_.ended
-        if round_.refused >= 2 and share > self._tolerated:
-            overlap = self._overlap(round_.opened)
-            most = round_.most_in_flight or self._limit
-            if overlap < most and (self.capped or overlap < most / 2):
-                # Far fewer admitted at once than sent: a capacity. With refused slots held,
-                # ``limit - capacity`` of every ``limit`` are refused, which says it too.
-                implied = round(self._limit * (1 - share))
-                if self.capped:
-                    target = max(min(overlap, implied), self._limit // 2)
-                    if self._limit == self._probed:
-                        # Probing above it was refused again: probe less often (up to every
-                        # 16 rounds), so the refusals stay a small share.
-                        self._patience = min(16, self._patience * 2)
-                    self._probed = self._limit
-                else:
-                    target = min(overlap, max(implied, overlap // 2))
-                self.capped = True
-                self._set(min(self._limit - 1, target))
-            else:  # nearly all in flight admitted: loss, which fewer would not cure
-                self._tolerated = min(0.5, max(self._tolerated, share) * 1.25)
+        refusing = round_.refused >= 2 and share > self._tolerated
+        if refusing:
+            self._refusing(round_, share)
+        elif not round_.times:
             return
-        if not round_.times:
-            return
-        if self.capped:
+        elif self.capped:
             self._clean = self._clean + 1 if not round_.refused else 0
             if self._clean >= self._patience:
                 self._set(self._limit + 1)
-            return
-        median = sorted(round_.times)[len(round_.times) // 2]
-        if round_.busy * 2 >= round_.started and median <= 1.5 * self._fastest:
-            # Answers take hardly longer than the bare round trip: nothing queues, so the
-            # link's latency bounds the throughput and more in flight gets more done.
-            self._set(self._limit * 2)
+        else:
+            median = sorted(round_.times)[len(round_.times) // 2]
+            if round_.busy * 2 >= round_.started and median <= 1.5 * self._fastest:
+                # Answers take hardly longer than the bare round trip: nothing queues, so
+                # the link's latency bounds the throughput and more in flight gets more done.
+                self._set(self._limit * 2)
 
-    def _overlap(self, since: float) -> int:
-        """The most admitted exchanges in flight at once since ``since`` (all of them, not
-        only a round's: a round's exchanges share the time with others)."""
-        events: list[tuple[float, int]] = []
-        for began, ended in self._admitted:
-            if ended > since:
-                events.append((max(since, began), 1))
-                events.append((ended, -1))
-        events.sort()
-        most = now = 0
-        for _, step in events:
-            now += step
-            most = max(most, now)
-        return max(1, most)
+    def _refusing(self, round_: Round, share: float) -> None:
+        """A round refused more than the tolerated share: a capacity, or loss?"""
+        target = _capacity(round_.sent)  # refused when many were in flight, not when few
+        if target is None and self.capped:
+            # At a capacity seen before, all sent with as many in flight: with refused slots
+            # held, ``limit - capacity`` of every ``limit`` are refused.
+            target = max(round(self._limit * (1 - share)), self._limit // 2)
+        if target is None:  # refused alike however many were in flight: loss
+            self._tolerated = min(0.5, max(self._tolerated, share) * 1.25)
+            return
+        if self.capped and self._limit == self._probed:
+            # Probing one above the capacity was refused again: probe less often (up to
+            # every 16 clean rounds), so the refusals stay a small share.
+            self._patience = min(16, self._patience * 2)
+        self._probed = self._limit
+        self.capped = True
+        self._set(min(self._limit - 1, target))
 
     def _set(self, limit: int) -> None:
         old, self._limit = self._limit, min(self._ceiling, max(1, limit))
@@ -302,6 +286,21 @@ class _Slot:
                 elapsed,
                 saturated=saturated,
                 refused=refused,
-                began=self._started + exchange.connecting,
                 in_flight=exchange.in_flight,
             )
+
+
+def _capacity(sent: list[tuple[int, bool]]) -> int | None:
+    """How many in flight a registry admits, if the round shows one: below some number in
+    flight every exchange was admitted (four at least), and from it on most (half or more)
+    were refused. Loss refuses alike at every number in flight, so a few at most are refused
+    above the first refusal; when all were begun alike there is no evidence either way."""
+    refused_at = [in_flight for in_flight, refused in sent if refused]
+    if not refused_at:
+        return None
+    first = min(refused_at)
+    below = sum(1 for in_flight, _ in sent if in_flight < first)
+    above = [refused for in_flight, refused in sent if in_flight >= first]
+    if below < 4 or sum(above) < len(above) / 2:
+        return None
+    return max(1, first - 1)

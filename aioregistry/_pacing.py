@@ -102,6 +102,11 @@ class HostPacer:
     # -- waiting for a turn -----------------------------------------------------------------
 
     @property
+    def requests_per_second(self) -> float | None:
+        """The fixed cap on requests per second (None: none)."""
+        return 1.0 / self._fixed if self._fixed else None
+
+    @property
     def rate(self) -> float | None:
         """The adaptive cap on requests per second now (None: no throttling to answer)."""
         return self._adaptive_rate(self._clock())

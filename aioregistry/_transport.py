@@ -149,9 +149,12 @@ class Transport:
             data=data,
             kind=kind,
         )
-        for attempt in range(1, attempts + 1):
-            last = attempt == attempts
-            sent_at = await pacer.wait_turn(urgent=urgent or attempt > 1)
+        attempt = tries = 0
+        while True:
+            attempt += 1
+            tries += 1
+            last = attempt >= attempts
+            sent_at = await pacer.wait_turn(urgent=urgent or tries > 1)
             try:
                 resp = await self._exchange(pacer, limiter, send, hedge=idempotent)
             except (ConnectError, RequestTimeout) as exc:
@@ -172,14 +175,20 @@ class Transport:
                     return resp  # the server asks for a longer wait than we are willing to
                 # Whatever the status, this request alone waits before it asks again.
                 wait = asked if asked is not None else self._backoff(attempt)
-                if last or time.monotonic() + wait - started > self._retries.total:
+                if limiter is not None and limiter.capped and resp.status == 503 and asked is None:
+                    # Refused by a registry whose capacity the limiter knows: the request was
+                    # sent a little too early, not lost; it costs no attempt (the retry
+                    # budget and the time budget still bound it).
+                    attempt -= 1
+                elif last:
+                    return resp
+                if time.monotonic() + wait - started > self._retries.total:
                     return resp
                 deadline = started + self._retries.total - wait
                 if not await pacer.retry_turn(deadline=deadline):
                     return resp
             self.meter.retry()
             await anyio.sleep(wait)
-        raise AssertionError("unreachable")  # pragma: no cover
 
     async def _exchange(
         self,
