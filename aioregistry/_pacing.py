@@ -49,8 +49,8 @@ _WINDOW = 1.0  # seconds of good answers that measure the admitted rate
 _RETRY_COST = 5
 _TIMEOUT_COST = 10
 _SAMPLES = 256  # recent answer times kept for the hedging delay
-_HEDGE_BURST = 5.0
-OVERTAKEN = 16  # a request is late only once this many sent after it have been answered
+_HEDGE_BURST = 20.0  # hedges that may come at once (the budget holds no more)
+OVERTAKEN = 16  # a request is behind once this many sent after it have been answered
 
 
 class _Waiter:
@@ -98,6 +98,7 @@ class HostPacer:
         self._p90: float | None = None
         self._in_flight = 0
         self._answers = 0  # answers of any kind so far
+        self._sent = 0  # requests sent so far
 
     # -- waiting for a turn -----------------------------------------------------------------
 
@@ -260,21 +261,30 @@ class HostPacer:
         if self._hedge_share > 0:
             self._hedge_tokens = min(_HEDGE_BURST, self._hedge_tokens + self._hedge_share)
         self._in_flight += 1
+        self._sent += 1
 
-    def mark(self) -> tuple[int, int]:
+    def mark(self) -> tuple[int, int, int]:
         """What `overtaken` needs to know of a request about to be sent."""
-        return self._answers, self._in_flight
+        return self._answers, self._in_flight, self._sent
 
     def ended(self) -> None:
         """A request sent (`sent`) has its answer or failed."""
         self._in_flight -= 1
         self._answers += 1
 
-    def overtaken(self, mark: tuple[int, int]) -> int:
-        """At least how many requests sent after the one ``mark`` came from have been
-        answered: the answers since, less those that were in flight before it."""
-        answers, before = mark
-        return self._answers - answers - before
+    def overtaken(self, mark: tuple[int, int, int]) -> bool:
+        """Whether the request ``mark`` came from is behind the others: 16 requests sent
+        after it have been answered (at least: the answers since, less those that were in
+        flight before it), or half of them if fewer were sent after it (the last requests of
+        a scan, some of them late too)."""
+        answers, before, sent = mark
+        later = self._sent - sent - 1  # itself left out
+        return self._answers - answers - before >= min(OVERTAKEN, later // 2)
+
+    @property
+    def hedging(self) -> bool:
+        """Whether late requests may be hedged at all."""
+        return self._hedge_share > 0
 
     def hedge_delay(self) -> float | None:
         """How long an answer may take before it is late and worth a duplicate request:

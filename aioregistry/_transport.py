@@ -32,7 +32,7 @@ from ._exceptions import (
     UsageError,
 )
 from ._limiter import AdaptiveLimiter, Exchange
-from ._pacing import OVERTAKEN, HostPacer
+from ._pacing import HostPacer
 from ._references import DOCKER_HUB_REGISTRY
 from ._responses import ERROR_BODY_LIMIT, Response, redact_url, retry_after
 from ._stats import Meter
@@ -43,6 +43,7 @@ __all__ = ["Transport"]
 USER_AGENT = f"aioregistry/{__version__}"
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 THROTTLE_STATUSES = frozenset({429, 503})  # the host turned the request away
+_UNKNOWN_DELAY = 0.1  # how often a request sent before the hedging delay was known looks again
 
 
 def _ssl_context(*, insecure: bool, ca_file: str | None) -> ssl.SSLContext:
@@ -224,17 +225,24 @@ class Transport:
         """``send()``, and a duplicate of it if its answer is late and the hedging budget
         allows (`_pacing`): the first good answer wins and the other request is cancelled; if
         both fail, the first request's outcome is the answer."""
-        delay = pacer.hedge_delay()
-        if delay is None:
+        if not pacer.hedging:
             return await _tracked(pacer, lambda: send(exchange=exchange))
         mark = pacer.mark()
+        began = time.monotonic()
         first = asyncio.ensure_future(_tracked(pacer, lambda: send(exchange=exchange)))
         tasks = [first]
         try:
             while not first.done():
-                await asyncio.wait(tasks, timeout=delay)
-                if not first.done() and pacer.overtaken(mark) >= OVERTAKEN:
+                # The delay may become known (or change) while this request waits.
+                delay = pacer.hedge_delay()
+                if delay is None:
+                    await asyncio.wait(tasks, timeout=_UNKNOWN_DELAY)
+                elif (left := began + delay - time.monotonic()) > 0:
+                    await asyncio.wait(tasks, timeout=left)
+                elif pacer.overtaken(mark):
                     break
+                else:
+                    await asyncio.wait(tasks, timeout=delay / 4)  # until overtaken
             if first.done() or not pacer.may_hedge():
                 return await first
             self.meter.hedge()

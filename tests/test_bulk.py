@@ -248,7 +248,7 @@ async def test_config_scan_fetches_nothing_twice(registry_many, config_scan):
     assert [e for e in entries if e["status"] >= 400 and e["path"] != "/v2/"] == []
     manifests = _manifest_requests(entries, many)
     hedges = config_scan.stats.hedges
-    assert hedges <= 0.05 * config_scan.stats.total_requests + 5  # the hedging budget
+    assert hedges <= 0.05 * config_scan.stats.total_requests + 20  # the hedging budget
     by_tag = Counter(ref for _, ref in manifests if not _is_digest(ref))
     _each_once(by_tag, content.many_tags, hedges)  # each tag resolved once
     by_digest = Counter(ref for method, ref in manifests if _is_digest(ref) and method == "GET")

@@ -215,30 +215,43 @@ def test_hedging_waits_for_answer_times_and_its_budget_caps_it():
     for _ in range(200):
         pacer.answered(1.0)
     assert pacer.hedge_delay() == pytest.approx(2.0)
-    hedges = sum(pacer.may_hedge() for _ in range(10))
-    assert hedges == 5  # the burst
+    hedges = sum(pacer.may_hedge() for _ in range(30))
+    assert hedges == 20  # the burst
     for _ in range(110):
         pacer.sent()
     assert sum(pacer.may_hedge() for _ in range(10)) == 5  # 5% of 110 requests
+    for _ in range(10_000):
+        pacer.sent()
+    assert sum(pacer.may_hedge() for _ in range(100)) == 20  # no more than the burst saved
     off = HostPacer(hedge_share=0, clock=clock)
     for _ in range(100):
         off.answered(0.01)
     assert off.hedge_delay() is None
 
 
-def test_overtaken_counts_only_answers_to_requests_sent_later():
+def test_a_request_is_behind_once_16_sent_after_it_are_answered_or_half_of_fewer():
     pacer = HostPacer()
     for _ in range(3):
         pacer.sent()  # three in flight before ours
     mark = pacer.mark()
     pacer.sent()  # ours
-    for _ in range(3):
+    for _ in range(40):
+        pacer.sent()  # forty after it
+    for _ in range(3 + 15):  # the three before ours, and fifteen after it
         pacer.ended()
-    assert pacer.overtaken(mark) == 0  # the three before ours
-    for _ in range(20):
-        pacer.sent()
+    assert not pacer.overtaken(mark)
+    pacer.ended()
+    assert pacer.overtaken(mark)  # sixteen sent after it are answered
+    last = pacer.mark()
+    for _ in range(5):
+        pacer.sent()  # the last request of a scan, and four after it
+    for _ in range(40 - 16 + 1):  # the rest of the earlier ones
         pacer.ended()
-    assert pacer.overtaken(mark) == 20
+    assert not pacer.overtaken(last)
+    pacer.ended()
+    assert not pacer.overtaken(last)
+    pacer.ended()
+    assert pacer.overtaken(last)  # half of the four sent after it are answered
 
 
 async def test_under_a_rate_cap_urgent_requests_go_before_new_ones():
@@ -646,7 +659,7 @@ async def test_a_late_answer_is_hedged_and_the_first_answer_wins(serve, hedging)
     if hedging:
         # The scan was over while the held answer was still held: a duplicate answered it.
         assert done == []
-        assert 1 <= stats.hedges <= 0.05 * stats.total_requests + 5
+        assert 1 <= stats.hedges <= 0.05 * stats.total_requests + 20
     else:
         assert done == held  # waited for it
         assert stats.hedges == 0
