@@ -11,6 +11,8 @@ import pytest
 from support.content import sha
 from support.tokens import decode_jwt_unverified
 
+from aioregistry._scan import DEFAULT_SCAN_CONCURRENCY, MAX_SCAN_CONCURRENCY
+
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[bytes]:
     full_env = {**os.environ, **(env or {})}  # conftest has left no credentials in os.environ
@@ -167,3 +169,8 @@ def test_usage_errors_and_help():
     assert result.returncode == 2
     assert b"-i/--image" in result.stderr
     assert b"digest" in run("--help").stdout
+
+
+def test_scan_help_gives_the_real_default_concurrency():
+    help_text = " ".join(run("scan", "--help").stdout.decode().split())
+    assert f"from {DEFAULT_SCAN_CONCURRENCY} up to {MAX_SCAN_CONCURRENCY}," in help_text
