@@ -200,3 +200,19 @@ def test_help_and_usage_errors_import_no_machinery():
 def test_scan_help_gives_the_real_default_concurrency():
     help_text = " ".join(run("scan", "--help").stdout.decode().split())
     assert f"from {DEFAULT_SCAN_CONCURRENCY} up to {MAX_SCAN_CONCURRENCY}," in help_text
+
+
+def test_the_console_entry_freezes_its_objects_before_the_shutdown():
+    # The interpreter's shutdown then skips walking them (tens of ms after aiohttp's import).
+    code = (
+        "import atexit, gc, sys\n"
+        "atexit.register(lambda: print(gc.get_freeze_count(), file=sys.stderr))\n"
+        "from aioregistry._cli import console\n"
+        "sys.argv = ['aioregistry', 'digest', '-i', '127.0.0.1:1/x']\n"
+        "raise SystemExit(console())\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, timeout=60, check=False
+    )
+    assert result.returncode == 2
+    assert int(result.stderr.decode().splitlines()[-1]) > 10_000
