@@ -11,12 +11,14 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ._client import RegistryClient
 from ._exceptions import TransportError, UsageError
 from ._output import writer
-from ._scan_results import ScanResult, ScanStats
+
+if TYPE_CHECKING:
+    from ._client import RegistryClient
+    from ._scan_results import ScanResult, ScanStats
 
 __all__ = ["EXIT_OK", "EXIT_SOME_FAILED", "EXIT_USAGE", "run_scan"]
 

@@ -120,6 +120,16 @@ def test_import_aioregistry_loads_only_the_version():
     assert out.stdout.split() == ["['aioregistry',", "'aioregistry._version']"]
 
 
+def test_the_client_imports_the_scan_machinery_only_to_scan():
+    code = (
+        "import sys\n"
+        "from aioregistry import RegistryClient\n"
+        "print(sorted(m for m in sys.modules if m.startswith('aioregistry._scan')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
 def test_lazy_names_are_the_type_checking_imports():
     # __init__ lists each public name twice: imported under TYPE_CHECKING (for type checkers)
     # and in _HOMES (for __getattr__ at run time). The two must agree.
