@@ -1,5 +1,5 @@
 """``python -m aioregistry``: the same CLI as the ``aioregistry`` console script."""
 
-from ._cli import main
+from ._cli import console
 
-raise SystemExit(main())
+raise SystemExit(console())

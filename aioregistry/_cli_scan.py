@@ -11,84 +11,22 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ._client import RegistryClient
 from ._exceptions import TransportError, UsageError
-from ._output import FORMATS, writer
-from ._scan import DEFAULT_SCAN_CONCURRENCY, MAX_SCAN_CONCURRENCY
-from ._scan_results import ScanResult, ScanStats
+from ._output import writer
 
-__all__ = ["EXIT_OK", "EXIT_SOME_FAILED", "EXIT_USAGE", "add_scan_arguments", "run_scan"]
+if TYPE_CHECKING:
+    from ._client import RegistryClient
+    from ._scan_results import ScanResult, ScanStats
 
-# Exit statuses shared with the other subcommands (_cli.py adds 1 for a registry's refusal
-# and 130 for Ctrl-C).
+__all__ = ["EXIT_OK", "EXIT_SOME_FAILED", "EXIT_USAGE", "run_scan"]
+
+# Exit statuses shared with the other subcommands (_cli_commands.py adds 1 for a registry's
+# refusal and 130 for Ctrl-C).
 EXIT_OK = 0
 EXIT_SOME_FAILED = 1
 EXIT_USAGE = 2
-
-
-def _concurrency(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"invalid concurrency {text!r}: expected an integer >= 1")
-    return value
-
-
-def _rate(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"invalid rate {text!r}: expected a number > 0")
-    return value
-
-
-def add_scan_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "targets",
-        nargs="*",
-        metavar="REPO_OR_IMAGE",
-        help="a repository (every tag is scanned) or an image with a :tag or @digest",
-    )
-    parser.add_argument(
-        "--catalog", metavar="REGISTRY", help="also scan every repository of this registry"
-    )
-    parser.add_argument(
-        "--what",
-        choices=("digest", "manifest", "config"),
-        default="config",
-        help="what to fetch for each tag (default config; digest uses HEAD only)",
-    )
-    parser.add_argument(
-        "--platform",
-        metavar="OS/ARCH[/VARIANT]|all",
-        help="platform of multi-arch tags (default linux/amd64); all: one result per platform",
-    )
-    parser.add_argument(
-        "--concurrency",
-        type=_concurrency,
-        default=None,
-        metavar="N",
-        help=f"at most N requests in flight per registry (default: adaptive, from "
-        f"{DEFAULT_SCAN_CONCURRENCY} up to {MAX_SCAN_CONCURRENCY}, halved when throttled)",
-    )
-    parser.add_argument(
-        "--max-rps",
-        type=_rate,
-        metavar="RPS",
-        help="start at most RPS requests per second to each registry (default: no cap)",
-    )
-    parser.add_argument(
-        "--format",
-        choices=FORMATS,
-        help="output format (default: table on a terminal, jsonl otherwise)",
-    )
-    parser.add_argument("--fail-fast", action="store_true", help="stop at the first tag that fails")
 
 
 def _summary(stats: ScanStats) -> str:

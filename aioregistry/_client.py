@@ -12,6 +12,7 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 import aiohttp
 
@@ -42,12 +43,14 @@ from ._references import (
     parse_registry,
     parse_repository,
 )
-from ._scan import Pipeline, Scan
-from ._scan_results import Resolve, What
 from ._scopes import RepoType
 from ._session import Sessions
 from ._stats import Meter
 from ._transport import Transport
+
+if TYPE_CHECKING:  # the scan's machinery is imported by `RegistryClient.scan`, when used
+    from ._scan import Scan
+    from ._scan_results import Resolve, What
 
 __all__ = ["ClientStats", "RegistryClient"]
 
@@ -388,6 +391,10 @@ class RegistryClient:
         prefer ``async with client.scan(...) as results:`` for deterministic cleanup.
         """
         self._check_open()
+        # Imported here, not at the top: a program (or command) that never scans does not
+        # pay for the pipeline, its streams and its result types at start-up.
+        from ._scan import Pipeline, Scan  # noqa: PLC0415
+
         return Scan(
             Pipeline(
                 self._sessions,

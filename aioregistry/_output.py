@@ -9,11 +9,12 @@ when closed.
 from __future__ import annotations
 
 import sys
-from typing import IO, Protocol
+from typing import IO, TYPE_CHECKING, Protocol
 
 import orjson
 
-from ._scan_results import ScanResult
+if TYPE_CHECKING:  # only annotations: `_cli` imports FORMATS for its parser, and stays light
+    from ._scan_results import ScanResult
 
 __all__ = ["FORMATS", "JsonArray", "JsonLines", "Table", "Writer", "writer"]
 

@@ -11,6 +11,8 @@ import pytest
 from support.content import sha
 from support.tokens import decode_jwt_unverified
 
+from aioregistry._scan import DEFAULT_SCAN_CONCURRENCY, MAX_SCAN_CONCURRENCY
+
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[bytes]:
     full_env = {**os.environ, **(env or {})}  # conftest has left no credentials in os.environ
@@ -167,3 +169,50 @@ def test_usage_errors_and_help():
     assert result.returncode == 2
     assert b"-i/--image" in result.stderr
     assert b"digest" in run("--help").stdout
+
+
+# What --help, --version and a usage error may import: argparse and the parser's own modules,
+# never the machinery (tests a laziness that is easy to undo with one import at the top).
+HEAVY = ("aiohttp", "anyio", "rich", "yarl", "aioregistry._client", "aioregistry._cli_commands")
+LIGHT_RUN = """
+import sys
+from aioregistry._cli import main
+for argv in sys.argv[1:]:
+    try:
+        main(argv.split())
+    except SystemExit:
+        pass
+print(" ".join(sorted(sys.modules)), file=sys.stderr)
+"""
+
+
+def test_help_and_usage_errors_import_no_machinery():
+    argvs = ["--help", "--version", "scan --help", "manifest", "manifest --help", "nope"]
+    result = subprocess.run(
+        [sys.executable, "-c", LIGHT_RUN, *argvs], capture_output=True, timeout=60, check=True
+    )
+    modules = set(result.stderr.decode().splitlines()[-1].split())
+    assert "aioregistry._cli" in modules
+    loaded = sorted(m for m in modules if m.startswith(HEAVY) or m.startswith("aioregistry._scan"))
+    assert loaded == []
+
+
+def test_scan_help_gives_the_real_default_concurrency():
+    help_text = " ".join(run("scan", "--help").stdout.decode().split())
+    assert f"from {DEFAULT_SCAN_CONCURRENCY} up to {MAX_SCAN_CONCURRENCY}," in help_text
+
+
+def test_the_console_entry_freezes_its_objects_before_the_shutdown():
+    # The interpreter's shutdown then skips walking them (tens of ms after aiohttp's import).
+    code = (
+        "import atexit, gc, sys\n"
+        "atexit.register(lambda: print(gc.get_freeze_count(), file=sys.stderr))\n"
+        "from aioregistry._cli import console\n"
+        "sys.argv = ['aioregistry', 'digest', '-i', '127.0.0.1:1/x']\n"
+        "raise SystemExit(console())\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, timeout=60, check=False
+    )
+    assert result.returncode == 2
+    assert int(result.stderr.decode().splitlines()[-1]) > 10_000

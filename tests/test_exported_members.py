@@ -13,6 +13,8 @@ import ast
 import importlib
 import inspect
 import pkgutil
+import subprocess
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -32,7 +34,7 @@ EXPECTED = {
 }  # fmt: skip
 
 PACKAGE = Path(aioregistry.__file__).parent
-CLI_MODULES = ("_cli", "_cli_scan", "_output")
+CLI_MODULES = ("_cli", "_cli_commands", "_cli_scan", "_output")
 NO_ALL = {"__main__"}  # the entry point of python -m aioregistry
 
 
@@ -108,3 +110,43 @@ def test_the_cli_uses_only_what_modules_export():
                 own = isinstance(node.value, ast.Name) and node.value.id in ("self", "cls")
                 dunder = node.attr.startswith("__") and node.attr.endswith("__")
                 assert own or dunder, f"{name}:{node.lineno} reaches into .{node.attr}"
+
+
+def test_import_aioregistry_loads_only_the_version():
+    # The public names are imported on first use: the command line's --help and a program
+    # that only imports the package pay for no aiohttp.
+    code = "import sys, aioregistry; print(sorted(m for m in sys.modules if 'aioregistry' in m))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["['aioregistry',", "'aioregistry._version']"]
+
+
+def test_the_client_imports_the_scan_machinery_only_to_scan():
+    code = (
+        "import sys\n"
+        "from aioregistry import RegistryClient\n"
+        "print(sorted(m for m in sys.modules if m.startswith('aioregistry._scan')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_lazy_names_are_the_type_checking_imports():
+    # __init__ lists each public name twice: imported under TYPE_CHECKING (for type checkers)
+    # and in _HOMES (for __getattr__ at run time). The two must agree.
+    tree = ast.parse((PACKAGE / "__init__.py").read_text())
+    guarded = next(
+        node
+        for node in tree.body
+        if isinstance(node, ast.If)
+        and isinstance(node.test, ast.Name)
+        and node.test.id == "TYPE_CHECKING"
+    )
+    imported = {
+        (node.module, alias.name)
+        for node in guarded.body
+        if isinstance(node, ast.ImportFrom)
+        for alias in node.names
+    }
+    homes = {(module, name) for module, names in aioregistry._HOMES.items() for name in names}
+    assert imported == homes
+    assert {name for _, name in homes} | {"__version__"} == set(aioregistry.__all__)

@@ -1,0 +1,146 @@
+"""The commands behind ``aioregistry``: each one a thin async layer over `RegistryClient`.
+
+`_cli` parses the command line and imports this module only then, so that ``--help`` and a
+usage error cost no aiohttp, anyio or orjson.
+
+Output is made for pipes: a token or digest is one line; manifests and configs are the exact
+bytes the registry sent (so ``aioregistry manifest -i x | sha256sum`` gives its digest); lists
+are JSON. Errors are one line on stderr (a traceback only with ``--debug``).
+
+Exit status: 0 success; 1 the registry answered with an error or with content we reject, or
+this machine's credential store failed (a broken config file, a credential helper missing,
+hanging or failing); 2 bad usage or no answer at all (connection, TLS, timeout); 130
+interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Awaitable, Callable
+
+import anyio
+import orjson
+
+from ._cli_scan import EXIT_OK, EXIT_USAGE, run_scan
+from ._client import RegistryClient
+from ._config import Limits
+from ._credentials import Credentials
+from ._exceptions import RegistryError, TransportError, UsageError
+from ._references import parse_reference, parse_repository
+from ._scopes import RepoType
+
+__all__ = ["run"]
+
+EXIT_ERROR = 1
+EXIT_INTERRUPTED = 130
+
+
+def _write(data: bytes) -> None:
+    out = sys.stdout.buffer
+    out.write(data)
+    if sys.stdout.isatty() and not data.endswith(b"\n"):
+        out.write(b"\n")  # exact bytes for pipes; a tidy prompt for people
+    out.flush()
+
+
+def _line(text: str) -> None:
+    _write(text.encode() + b"\n")
+
+
+def _explicit_credentials(args: argparse.Namespace) -> Credentials | None:
+    """``--username`` with the password read from stdin (never from argv)."""
+    if args.password_stdin and not args.username:
+        raise UsageError("--password-stdin needs --username")
+    if args.username is None:
+        return None
+    if not args.password_stdin:
+        raise UsageError("--username needs --password-stdin (the password is read from stdin)")
+    password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        raise UsageError("--password-stdin: no password on stdin")
+    return Credentials(args.username, password)
+
+
+async def _run(args: argparse.Namespace) -> int:
+    repo_type: RepoType = args.repo_type
+    async with RegistryClient(
+        credentials=_explicit_credentials(args),
+        insecure=args.insecure,
+        ca_file=args.ca_file,
+        plain_http=args.plain_http,
+        limits=Limits(requests_per_second=getattr(args, "max_rps", None)),
+    ) as client:
+        command = args.command
+        if command == "scan":
+            return await run_scan(args, client)
+        if command == "auth":
+            _line(f"credentials: {await client.describe_credentials(args.registry)}")
+            _line(await client.verify_credentials(args.registry))
+            return EXIT_OK
+        if command == "token":
+            repo = parse_repository(args.repository)
+            token = await client.get_token(repo, repo_type=repo_type)
+            _line(token.value)  # the user asked for the token: printing it is the point
+        elif command == "tags":
+            repo = parse_repository(args.repository)
+            tags = await client.list_tags(repo, repo_type=repo_type)
+            _write(orjson.dumps({"name": repo.path, "tags": tags}) + b"\n")
+        elif command == "catalog":
+            repos = await client.catalog(args.registry)
+            _write(orjson.dumps({"repositories": repos}) + b"\n")
+        elif command == "digest":
+            ref = parse_reference(args.image)
+            _line(await client.get_digest(ref, platform=args.platform, repo_type=repo_type))
+        elif command == "manifest":
+            ref = parse_reference(args.image)
+            manifest = await client.get_manifest(ref, platform=args.platform, repo_type=repo_type)
+            _write(manifest.raw)
+        elif command == "manifest-list":
+            ref = parse_reference(args.image)
+            _write((await client.get_manifest_list(ref, repo_type=repo_type)).raw)
+        elif command == "config":
+            ref = parse_reference(args.image)
+            config = await client.get_config(ref, platform=args.platform, repo_type=repo_type)
+            _write(config.raw)
+        elif command == "ratelimit":
+            ref = parse_reference(args.image)
+            limit = await client.get_rate_limit(ref, repo_type=repo_type)
+            _write(orjson.dumps(limit.as_dict()) + b"\n")
+        else:  # pragma: no cover - argparse only lets known commands through
+            raise UsageError(f"unknown command {command!r}")
+    return EXIT_OK
+
+
+def _exit_code(error: RegistryError) -> int:
+    return EXIT_USAGE if isinstance(error, (UsageError, TransportError)) else EXIT_ERROR
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the command that ``args`` (parsed by `_cli`) name; returns the exit status."""
+    debug = bool(args.debug) or bool(os.environ.get("AIOREGISTRY_DEBUG"))
+    runner: Callable[[], Awaitable[int]] = lambda: _run(args)  # noqa: E731
+    try:
+        status = anyio.run(runner, backend="asyncio")
+    except RegistryError as exc:
+        if debug:
+            raise
+        print(f"aioregistry: error: {exc}", file=sys.stderr)  # noqa: T201
+        return _exit_code(exc)
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (e.g. `| head`): not an error worth a traceback.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_ERROR
+    except Exception as exc:  # a bug of ours: still one line, unless asked for the traceback
+        if debug:
+            raise
+        print(  # noqa: T201
+            f"aioregistry: internal error: {type(exc).__name__}: {exc} "
+            "(run with --debug for the traceback, and please report it)",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
+    return status
