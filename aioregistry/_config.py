@@ -56,9 +56,11 @@ class Retries:
     back (until ``total``), so a registry in trouble never sees a storm of retries.
 
     ``hedge_after`` and ``hedge_share``: a GET or HEAD whose answer has not come after twice
-    the 90th percentile of the host's recent answers (at least ``hedge_after`` seconds), once
-    16 requests sent after it have been answered, is sent a second time and the first good
-    answer wins, for at most ``hedge_share`` of the requests (0 switches hedging off).
+    the 90th percentile of the host's recent answers (at least ``hedge_after`` seconds; the
+    time spent opening its connection left out), once 16 requests sent after it have been
+    answered and while at most a quarter of those in flight are as late, is sent again (and
+    once more if that is late too); the first good answer wins. At most ``hedge_share`` of
+    the requests are hedges, plus 20 saved up (0 switches hedging off).
     """
 
     attempts: int = 4

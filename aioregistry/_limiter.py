@@ -51,11 +51,12 @@ class Exchange:
     ``refused``: the registry answered a bare 503 (no ``Retry-After``).
     """
 
-    __slots__ = ("connecting", "hedged", "in_flight", "refused", "timed")
+    __slots__ = ("connecting", "hedged", "in_flight", "opening", "refused", "timed")
 
     def __init__(self, in_flight: int = 0) -> None:
         self.timed = True
         self.connecting = 0.0
+        self.opening = False  # a connection is being opened for it now
         self.refused = False
         self.hedged = False  # a duplicate was sent: its time is the hedging's, not the host's
         self.in_flight = in_flight  # this limiter's exchanges in flight as it began, itself too

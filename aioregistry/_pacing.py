@@ -23,7 +23,8 @@ that host and what it owes it:
 - **A fixed cap** (``requests_per_second``) spaces request starts; under any cap, requests
   marked urgent (the rest of a tag already begun) go before new ones, so results stream.
 - **Hedging's state**: recent answer times (hedged ones left out), whose 90th percentile says
-  when an answer is late,
+  when an answer is late, when each request in flight was sent (when many are late, the
+  registry is slow for everyone and a duplicate would only lengthen its queue),
   the requests in flight and answered (a request is late only once many sent after it have
   been answered: when the registry is slow for everyone, a duplicate would only add load),
   and the hedging budget (a share of the requests sent).
@@ -31,6 +32,7 @@ that host and what it owes it:
 
 from __future__ import annotations
 
+import bisect
 import random
 import time
 from collections import deque
@@ -99,6 +101,7 @@ class HostPacer:
         self._in_flight = 0
         self._answers = 0  # answers of any kind so far
         self._sent = 0  # requests sent so far
+        self._starts: list[float] = []  # when each request in flight was sent, in order
 
     # -- waiting for a turn -----------------------------------------------------------------
 
@@ -256,19 +259,27 @@ class HostPacer:
 
     # -- hedging ----------------------------------------------------------------------------
 
-    def sent(self) -> None:
-        """A request was sent: the hedging budget grows by its share."""
+    def sent(self) -> float:
+        """A request was sent: the hedging budget grows by its share. Returns its start,
+        which `ended` wants back."""
         if self._hedge_share > 0:
             self._hedge_tokens = min(_HEDGE_BURST, self._hedge_tokens + self._hedge_share)
         self._in_flight += 1
         self._sent += 1
+        start = self._clock()
+        self._starts.append(start)  # in order: the clock only moves on
+        return start
 
     def mark(self) -> tuple[int, int, int]:
         """What `overtaken` needs to know of a request about to be sent."""
         return self._answers, self._in_flight, self._sent
 
-    def ended(self) -> None:
-        """A request sent (`sent`) has its answer or failed."""
+    def ended(self, start: float = 0.0) -> None:
+        """A request sent (`sent`) at ``start`` has its answer or failed."""
+        starts = self._starts
+        at = bisect.bisect_left(starts, start)
+        if at < len(starts):
+            del starts[at]
         self._in_flight -= 1
         self._answers += 1
 
@@ -280,6 +291,14 @@ class HostPacer:
         answers, before, sent = mark
         later = self._sent - sent - 1  # itself left out
         return self._answers - answers - before >= min(OVERTAKEN, later // 2)
+
+    def few_late(self, delay: float) -> bool:
+        """Whether few of the requests in flight are older than ``delay``: at most a quarter
+        (or any number, when 16 or fewer are in flight). When more are, the registry is slow
+        for everyone (a queue), and a duplicate would only lengthen it."""
+        starts = self._starts
+        late = bisect.bisect_left(starts, self._clock() - delay)
+        return len(starts) <= OVERTAKEN or late <= len(starts) // 4
 
     @property
     def hedging(self) -> bool:

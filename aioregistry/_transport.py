@@ -43,6 +43,7 @@ __all__ = ["Transport"]
 USER_AGENT = f"aioregistry/{__version__}"
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 THROTTLE_STATUSES = frozenset({429, 503})  # the host turned the request away
+_HEDGES = 2  # duplicates of one late request at most
 _UNKNOWN_DELAY = 0.1  # how often a request sent before the hedging delay was known looks again
 
 
@@ -223,8 +224,9 @@ class Transport:
         exchange: Exchange,
     ) -> Response:
         """``send()``, and a duplicate of it if its answer is late and the hedging budget
-        allows (`_pacing`): the first good answer wins and the other request is cancelled; if
-        both fail, the first request's outcome is the answer."""
+        allows (`_pacing`), and a second one if that is late too: the first good answer wins
+        and the others are cancelled; if all fail, the first request's outcome is the
+        answer."""
         if not pacer.hedging:
             return await _tracked(pacer, lambda: send(exchange=exchange))
         mark = pacer.mark()
@@ -232,28 +234,25 @@ class Transport:
         first = asyncio.ensure_future(_tracked(pacer, lambda: send(exchange=exchange)))
         tasks = [first]
         try:
-            while not first.done():
-                # The delay may become known (or change) while this request waits.
-                delay = pacer.hedge_delay()
-                if delay is None:
-                    await asyncio.wait(tasks, timeout=_UNKNOWN_DELAY)
-                elif (left := began + delay - time.monotonic()) > 0:
-                    await asyncio.wait(tasks, timeout=left)
-                elif pacer.overtaken(mark):
-                    break
-                else:
-                    await asyncio.wait(tasks, timeout=delay / 4)  # until overtaken
-            if first.done() or not pacer.may_hedge():
+            delay = await _until_late(pacer, first, mark, began, exchange)
+            if delay is None or not pacer.may_hedge():
                 return await first
-            self.meter.hedge()
-            exchange.hedged = True
-            tasks.append(asyncio.ensure_future(_hedge(pacer, lambda: send(exchange=exchange))))
-            pending = set(tasks)
+            pending, paid = set(tasks), True
             while pending:
-                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                if paid:  # a duplicate (and one more if it is late too: it may have met
+                    # whatever held the first)
+                    self.meter.hedge()
+                    exchange.hedged = True
+                    hedge = asyncio.ensure_future(_hedge(pacer, lambda: send(exchange=exchange)))
+                    tasks.append(hedge)
+                    pending.add(hedge)
+                done, pending = await asyncio.wait(
+                    pending, timeout=delay, return_when=asyncio.FIRST_COMPLETED
+                )
                 for task in done:
                     if task.exception() is None and task.result().status not in RETRY_STATUSES:
                         return task.result()
+                paid = not done and len(tasks) <= _HEDGES and pacer.may_hedge()
             return first.result()
         finally:
             for task in tasks:
@@ -348,14 +347,39 @@ class Transport:
             ) from exc
 
 
+async def _until_late(
+    pacer: HostPacer,
+    first: asyncio.Future[Response],
+    mark: tuple[int, int, int],
+    began: float,
+    exchange: Exchange,
+) -> float | None:
+    """Wait until ``first`` is done (None) or late: older than the hedging delay (which is
+    returned), the time spent opening a connection left out, behind the requests sent after
+    it, and among few late ones."""
+    while not first.done():
+        # The delay may become known (or change) while the request waits; opening a
+        # connection is no sign of a late answer.
+        delay = pacer.hedge_delay()
+        if delay is None or exchange.opening:
+            await asyncio.wait([first], timeout=_UNKNOWN_DELAY)
+        elif (left := began + exchange.connecting + delay - time.monotonic()) > 0:
+            await asyncio.wait([first], timeout=left)
+        elif pacer.overtaken(mark) and pacer.few_late(delay):
+            return delay
+        else:
+            await asyncio.wait([first], timeout=delay / 4)  # until it is behind
+    return None
+
+
 async def _tracked(pacer: HostPacer, request: Callable[[], Awaitable[Response]]) -> Response:
     """``request()``, told to the pacer as sent and ended (a task cancelled before it began
     was never sent)."""
-    pacer.sent()
+    start = pacer.sent()
     try:
         return await request()
     finally:
-        pacer.ended()
+        pacer.ended(start)
 
 
 async def _hedge(pacer: HostPacer, request: Callable[[], Awaitable[Response]]) -> Response:
@@ -392,6 +416,9 @@ def _connection_timing() -> aiohttp.TraceConfig:
         __: aiohttp.TraceConnectionCreateStartParams,
     ) -> None:
         ctx.connect_started = time.monotonic()
+        exchange = ctx.trace_request_ctx
+        if isinstance(exchange, Exchange):
+            exchange.opening = True
 
     async def ended(
         _: aiohttp.ClientSession,
@@ -401,6 +428,7 @@ def _connection_timing() -> aiohttp.TraceConfig:
         exchange = ctx.trace_request_ctx
         if isinstance(exchange, Exchange) and hasattr(ctx, "connect_started"):
             exchange.connecting += time.monotonic() - ctx.connect_started
+            exchange.opening = False
 
     config = aiohttp.TraceConfig()
     config.on_connection_create_start.append(started)
