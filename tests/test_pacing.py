@@ -254,6 +254,24 @@ def test_a_request_is_behind_once_16_sent_after_it_are_answered_or_half_of_fewer
     assert pacer.overtaken(last)  # half of the four sent after it are answered
 
 
+def test_hedging_holds_back_while_many_requests_are_late():
+    clock = Clock()
+    pacer = HostPacer(clock=clock)
+    starts = [pacer.sent() for _ in range(40)]  # forty sent at once: a burst
+    clock.now += 1.0
+    assert not pacer.few_late(0.5)  # all of them late: a queue, no straggler
+    for start in starts[:35]:
+        pacer.ended(start)
+    for _ in range(40):
+        pacer.sent()  # forty new ones
+    assert pacer.few_late(0.5)  # five late of forty-five: stragglers
+    small = HostPacer(clock=clock)
+    for _ in range(10):
+        small.sent()
+    clock.now += 1.0
+    assert small.few_late(0.5)  # few in flight: any may be hedged
+
+
 async def test_under_a_rate_cap_urgent_requests_go_before_new_ones():
     pacer = HostPacer(requests_per_second=200)
     order: list[str] = []
