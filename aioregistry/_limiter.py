@@ -11,16 +11,18 @@ back first cannot pass for the typical one):
   median is many times the fastest answer and the bound stays where it is.
 - It gives way to a registry that refuses requests beyond a number in flight (bare 503s, as a
   proxy's or a load balancer's connection cap), without mistaking random loss (503s at a flat
-  rate) for one, by experiment. A round that refuses more than the share learnt to be loss
-  cuts the bound to what that share implies (with refused slots held, ``limit - capacity`` of
-  every ``limit`` are refused), by half at most, and the next round is the verdict: as many
-  answers admitted per second with fewer in flight means the refusals were the registry's
-  capacity (the cut stays, and the bound is cut again while it still refuses); fewer admitted
-  means they were loss, which fewer in flight do not cure (the bound goes back, and that share
-  is tolerated from then on). A registry that showed a capacity gets one more in flight after
-  a round without refusals (additive increase), probing just above the capacity now and then:
-  each time a probe one above is refused again, it waits twice as many clean rounds before
-  the next (up to 16). Half a round refused is judged at once, not at the round's end.
+  rate) for one. Each exchange knows how many of the limiter's exchanges were in flight when
+  it began; a round that refuses more than the share learnt to be loss, in which every
+  exchange begun with fewer than some number in flight was admitted (four at least) and most
+  begun with more were refused, shows a capacity: the bound goes to one less than that number.
+  Once a capacity is known, a refusing round whose exchanges all began alike (a steady state)
+  is cut by what its share implies (with refused slots held, ``limit - capacity`` of every
+  ``limit`` are refused), by half at most. Refusals alike at every number in flight are loss,
+  which fewer in flight would not cure: that share is tolerated from then on. A registry that
+  showed a capacity gets one more in flight after a round without refusals (additive
+  increase), probing just above the capacity now and then: each time a probe one above is
+  refused again, it waits twice as many clean rounds before the next (up to 16). Half a round
+  refused is judged at once, not at the round's end.
 
 A refused exchange keeps its slot for the typical answer time before giving it up, as if it
 had been admitted: otherwise its slot would come back at once, be refilled and refused again,

@@ -102,6 +102,7 @@ class HostPacer:
         self._answers = 0  # answers of any kind so far
         self._sent = 0  # requests sent so far
         self._starts: list[float] = []  # when each request in flight was sent, in order
+        self._last_answer = float("-inf")  # when the latest request ended
 
     # -- waiting for a turn -----------------------------------------------------------------
 
@@ -276,6 +277,7 @@ class HostPacer:
 
     def ended(self, start: float = 0.0) -> None:
         """A request sent (`sent`) at ``start`` has its answer or failed."""
+        self._last_answer = self._clock()
         starts = self._starts
         at = bisect.bisect_left(starts, start)
         if at < len(starts):
@@ -293,12 +295,16 @@ class HostPacer:
         return self._answers - answers - before >= min(OVERTAKEN, later // 2)
 
     def few_late(self, delay: float) -> bool:
-        """Whether few of the requests in flight are older than ``delay``: at most a quarter
-        (or any number, when 16 or fewer are in flight). When more are, the registry is slow
-        for everyone (a queue), and a duplicate would only lengthen it."""
+        """Whether few of the requests in flight are older than ``delay``: at most a quarter.
+        When more are, the registry is slow for everyone (a queue), and a duplicate would only
+        lengthen it. With 16 or fewer in flight (the end of a scan, a burst's last requests)
+        a share says little: then they are late only if no answer at all has come for half
+        the delay (answers still coming are a queue being served)."""
         starts = self._starts
-        late = bisect.bisect_left(starts, self._clock() - delay)
-        return len(starts) <= OVERTAKEN or late <= len(starts) // 4
+        now = self._clock()
+        if len(starts) <= OVERTAKEN:
+            return now - self._last_answer >= delay / 2
+        return bisect.bisect_left(starts, now - delay) <= len(starts) // 4
 
     @property
     def hedging(self) -> bool:

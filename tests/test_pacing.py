@@ -266,10 +266,12 @@ def test_hedging_holds_back_while_many_requests_are_late():
         pacer.sent()  # forty new ones
     assert pacer.few_late(0.5)  # five late of forty-five: stragglers
     small = HostPacer(clock=clock)
-    for _ in range(10):
-        small.sent()
+    starts = [small.sent() for _ in range(10)]
     clock.now += 1.0
-    assert small.few_late(0.5)  # few in flight: any may be hedged
+    small.ended(starts[0])
+    assert not small.few_late(0.5)  # few in flight, answers still coming: a queue
+    clock.now += 0.25
+    assert small.few_late(0.5)  # nothing answered for half the delay: they are stuck
 
 
 async def test_under_a_rate_cap_urgent_requests_go_before_new_ones():
