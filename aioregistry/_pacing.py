@@ -86,7 +86,6 @@ class HostPacer:
         self._cut_at = float("-inf")  # the latest throttling cut
         self._admitted_rate = 0.0  # the rate the host admitted at that cut
         self._throttled_since: float | None = None  # the first throttle since a good answer
-        self.cuts = 0
         # the retry budget
         self._capacity = budget
         self._budget = float(budget or 0)
@@ -236,7 +235,6 @@ class HostPacer:
             return  # nothing admitted to measure: the requests' own backoff answers this
         self._admitted_rate = rate
         self._cut_at = now
-        self.cuts += 1
         # Requests already given turns at the old rate keep them; the next turn waits.
         self._next_slot = max(self._next_slot, now + 1.0 / (rate * _BETA))
 
