@@ -406,8 +406,9 @@ class _Unlimited:
 
 
 def _connection_timing() -> aiohttp.TraceConfig:
-    """Tells each `Exchange` how long opening its connection took (new connections only), so
-    an adaptive limiter can tell handshakes from a registry's queue. A session the caller
+    """Tells each `Exchange` how long opening its connection took (new connections only), or
+    waiting for one of the pool, so an adaptive limiter and the hedging can tell handshakes
+    and our own pool from a registry's queue. A session the caller
     gave us has no such hook: its exchanges are timed whole."""
 
     async def started(
@@ -430,9 +431,32 @@ def _connection_timing() -> aiohttp.TraceConfig:
             exchange.connecting += time.monotonic() - ctx.connect_started
             exchange.opening = False
 
+    # Waiting for a free connection of the pool is no sign of the registry's speed either.
+    async def queued(
+        _: aiohttp.ClientSession,
+        ctx: SimpleNamespace,
+        __: aiohttp.TraceConnectionQueuedStartParams,
+    ) -> None:
+        ctx.queued_at = time.monotonic()
+        exchange = ctx.trace_request_ctx
+        if isinstance(exchange, Exchange):
+            exchange.opening = True
+
+    async def dequeued(
+        _: aiohttp.ClientSession,
+        ctx: SimpleNamespace,
+        __: aiohttp.TraceConnectionQueuedEndParams,
+    ) -> None:
+        exchange = ctx.trace_request_ctx
+        if isinstance(exchange, Exchange) and hasattr(ctx, "queued_at"):
+            exchange.connecting += time.monotonic() - ctx.queued_at
+            exchange.opening = False
+
     config = aiohttp.TraceConfig()
     config.on_connection_create_start.append(started)
     config.on_connection_create_end.append(ended)
+    config.on_connection_queued_start.append(queued)
+    config.on_connection_queued_end.append(dequeued)
     return config
 
 
