@@ -184,10 +184,8 @@ class HostPacer:
         opening its connection; None: an error answer, whose time tells nothing)."""
         now = self._clock()
         self._throttled_since = None
-        admitted = self._admitted
-        admitted.append(now)
-        while admitted[0] < now - _WINDOW:
-            admitted.popleft()
+        self._admitted.append(now)
+        self._forget_admitted(now)
         if self._capacity is not None:
             self._budget = min(self._capacity, self._budget + 1)
             if self._budget >= _RETRY_COST and self._earned.statistics().tasks_waiting:
@@ -218,9 +216,7 @@ class HostPacer:
                 self._sending_since = None
         if sent_at <= self._cut_at:
             return  # sent before the last cut: the same news
-        admitted = self._admitted
-        while admitted and admitted[0] < now - _WINDOW:
-            admitted.popleft()
+        admitted = self._forget_admitted(now)
         start = self._sending_since
         if start is None:
             start = admitted[0] if admitted else now
@@ -237,6 +233,13 @@ class HostPacer:
         self._cut_at = now
         # Requests already given turns at the old rate keep them; the next turn waits.
         self._next_slot = max(self._next_slot, now + 1.0 / (rate * _BETA))
+
+    def _forget_admitted(self, now: float) -> deque[float]:
+        """The good answers of the last _WINDOW seconds (older ones dropped)."""
+        admitted = self._admitted
+        while admitted and admitted[0] < now - _WINDOW:
+            admitted.popleft()
+        return admitted
 
     # -- the retry budget -------------------------------------------------------------------
 

@@ -162,10 +162,9 @@ class Transport:
             except (ConnectError, RequestTimeout) as exc:
                 retryable = isinstance(exc, RequestTimeout) or exc.retryable
                 wait = self._backoff(attempt)
-                if last or not retryable or time.monotonic() + wait - started > self._retries.total:
+                if last or not retryable:
                     raise
-                deadline = started + self._retries.total - wait
-                if not await pacer.retry_turn(costly=True, deadline=deadline):
+                if not await self._may_retry(pacer, started, wait, costly=True):
                     raise
             else:
                 if resp.status not in RETRY_STATUSES:
@@ -184,13 +183,20 @@ class Transport:
                     attempt -= 1
                 elif last:
                     return resp
-                if time.monotonic() + wait - started > self._retries.total:
-                    return resp
-                deadline = started + self._retries.total - wait
-                if not await pacer.retry_turn(deadline=deadline):
+                if not await self._may_retry(pacer, started, wait, costly=False):
                     return resp
             self.meter.retry()
             await anyio.sleep(wait)
+
+    async def _may_retry(
+        self, pacer: HostPacer, started: float, wait: float, *, costly: bool
+    ) -> bool:
+        """Whether a retry after ``wait`` seconds fits the time budget (``Retries.total`` from
+        ``started``) and the host's retry budget, waiting for the latter if it is short."""
+        deadline = started + self._retries.total - wait
+        if time.monotonic() > deadline:
+            return False
+        return await pacer.retry_turn(costly=costly, deadline=deadline)
 
     async def _exchange(
         self,
@@ -406,57 +412,30 @@ class _Unlimited:
 
 
 def _connection_timing() -> aiohttp.TraceConfig:
-    """Tells each `Exchange` how long opening its connection took (new connections only), or
-    waiting for one of the pool, so an adaptive limiter and the hedging can tell handshakes
-    and our own pool from a registry's queue. A session the caller
-    gave us has no such hook: its exchanges are timed whole."""
+    """Tells each `Exchange` how long it waited for a connection: opening one (new
+    connections only) or for a free one of the pool, neither of which says anything about the
+    registry's speed, so an adaptive limiter and the hedging can tell handshakes and our own
+    pool from a registry's queue. A session the caller gave us has no such hook: its exchanges
+    are timed whole. (Queueing for the pool and opening a connection come one after the
+    other, never nested.)"""
 
-    async def started(
-        _: aiohttp.ClientSession,
-        ctx: SimpleNamespace,
-        __: aiohttp.TraceConnectionCreateStartParams,
-    ) -> None:
-        ctx.connect_started = time.monotonic()
+    async def waits(_: aiohttp.ClientSession, ctx: SimpleNamespace, __: object) -> None:
+        ctx.waiting_since = time.monotonic()
         exchange = ctx.trace_request_ctx
         if isinstance(exchange, Exchange):
             exchange.opening = True
 
-    async def ended(
-        _: aiohttp.ClientSession,
-        ctx: SimpleNamespace,
-        __: aiohttp.TraceConnectionCreateEndParams,
-    ) -> None:
+    async def has_it(_: aiohttp.ClientSession, ctx: SimpleNamespace, __: object) -> None:
         exchange = ctx.trace_request_ctx
-        if isinstance(exchange, Exchange) and hasattr(ctx, "connect_started"):
-            exchange.connecting += time.monotonic() - ctx.connect_started
-            exchange.opening = False
-
-    # Waiting for a free connection of the pool is no sign of the registry's speed either.
-    async def queued(
-        _: aiohttp.ClientSession,
-        ctx: SimpleNamespace,
-        __: aiohttp.TraceConnectionQueuedStartParams,
-    ) -> None:
-        ctx.queued_at = time.monotonic()
-        exchange = ctx.trace_request_ctx
-        if isinstance(exchange, Exchange):
-            exchange.opening = True
-
-    async def dequeued(
-        _: aiohttp.ClientSession,
-        ctx: SimpleNamespace,
-        __: aiohttp.TraceConnectionQueuedEndParams,
-    ) -> None:
-        exchange = ctx.trace_request_ctx
-        if isinstance(exchange, Exchange) and hasattr(ctx, "queued_at"):
-            exchange.connecting += time.monotonic() - ctx.queued_at
+        if isinstance(exchange, Exchange) and hasattr(ctx, "waiting_since"):
+            exchange.connecting += time.monotonic() - ctx.waiting_since
             exchange.opening = False
 
     config = aiohttp.TraceConfig()
-    config.on_connection_create_start.append(started)
-    config.on_connection_create_end.append(ended)
-    config.on_connection_queued_start.append(queued)
-    config.on_connection_queued_end.append(dequeued)
+    config.on_connection_create_start.append(waits)
+    config.on_connection_create_end.append(has_it)
+    config.on_connection_queued_start.append(waits)
+    config.on_connection_queued_end.append(has_it)
     return config
 
 
