@@ -9,6 +9,7 @@ the registry running for trying commands by hand).
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import nox
@@ -45,14 +46,36 @@ def tests_matrix(session: nox.Session) -> None:
     _run_tests(session)
 
 
-@nox.session(default=False)
+def _install_once(session: nox.Session, *args: str) -> None:
+    """``session.install(*args)`` unless this virtualenv already holds it.
+
+    The install is editable, so a change of the code needs none; what needs one is a change
+    of ``pyproject.toml`` (dependencies, entry points) or of ``args``, which a stamp in the
+    virtualenv records.
+    """
+    location = getattr(session.virtualenv, "location", None)
+    if not isinstance(location, str):  # no virtualenv of its own (``--no-venv``)
+        session.install(*args)
+        return
+    stamp = Path(location) / ".aioregistry-installed"
+    wanted = hashlib.sha256(Path("pyproject.toml").read_bytes() + repr(args).encode()).hexdigest()
+    if stamp.is_file() and stamp.read_text() == wanted:
+        session.log("already installed (pyproject.toml unchanged): not installing again")
+        return
+    session.install(*args)
+    stamp.write_text(wanted)
+
+
+@nox.session(default=False, reuse_venv=True)
 def demo(session: nox.Session) -> None:
     """See it work offline: a local registry, sample images and ``aioregistry scan`` over them.
 
-    ``python3 -m nox -s demo -- --keep`` leaves the registry running until Ctrl-C.
+    ``python3 -m nox -s demo -- --keep`` leaves the registry running until Ctrl-C. The
+    virtualenv is kept between runs and installed into only when ``pyproject.toml`` changed.
     """
     session.run("bash", ".ci/ensure-registry", external=True)
-    session.install("-e", ".[test]")  # tests/support, which the demo reuses, needs the test extra
+    # tests/support, which the demo reuses, needs the test extra
+    _install_once(session, "-e", ".[test]")
     session.run("python", "benchmarks/demo.py", *session.posargs)
 
 

@@ -4,12 +4,15 @@
 ``pip install -e .[test]`` and Debian's ``docker-registry`` at ``/usr/bin/docker-registry``):
 
 1. starts ``docker-registry`` on a free loopback port (plain HTTP, storage in a temporary
-   directory);
+   directory) with token auth, its token issuer the tests' (``tests/support/tokens.py``):
+   anonymous pulls outside ``private/``, user ``alice`` (password ``wonderland``) pulls
+   everything, ``pusher`` (``pushpw``) may also push and read the catalog;
 2. pushes the test suite's sample content: single-arch images, a Docker manifest list and an
    OCI index with three platforms (plus an attestation), a plugin, a nested name, and
    ``test/many`` with a few hundred tags;
 3. runs ``aioregistry scan`` over it three times: a table of configs (with the progress bar),
-   every platform of the multi-arch tags, and the JSON Lines format for machines.
+   every platform of the multi-arch tags, and the JSON Lines format for machines; then
+   ``auth check`` and a private image with alice's password on stdin.
 
 ``--keep`` leaves the registry running afterwards, until Ctrl-C, to try commands by hand.
 The registry is stopped however the script ends; its exit status is the first failing scan's.
@@ -35,6 +38,7 @@ sys.path.insert(0, str(TESTS_DIR))
 
 from support.content import Content, PushedImage, PushedIndex  # noqa: E402
 from support.registry import REGISTRY_BINARY, RegistryProcess  # noqa: E402
+from support.tokens import DEFAULT_USERS  # noqa: E402
 
 JSONL_PREVIEW_LINES = 3
 
@@ -92,6 +96,18 @@ def _run(command: list[str]) -> int:
     return status
 
 
+def _run_with_password(command: list[str], user: str) -> int:
+    """Run the CLI as ``echo PASSWORD | aioregistry ... --username USER --password-stdin``."""
+    password = DEFAULT_USERS[user]
+    full = [*command, "--username", user, "--password-stdin"]
+    _say(f"$ echo {password} | {shlex.join(['aioregistry', *full[3:]])}")
+    started = time.monotonic()
+    status = subprocess.run(full, input=f"{password}\n".encode(), check=False).returncode
+    _say(f"  (exit status {status}, {time.monotonic() - started:.2f} s)")
+    _say()
+    return status
+
+
 def _run_jsonl(command: list[str]) -> int:
     """Run the CLI into a pipe and show the first lines, as ``| head -n 3`` would."""
     _say(f"$ {shlex.join(['aioregistry', *command[3:]])} | head -n {JSONL_PREVIEW_LINES}")
@@ -112,11 +128,16 @@ def _wait_for_ctrl_c(registry: RegistryProcess) -> None:
     host = registry.host
     script = Path(sys.executable).parent / "aioregistry"
     cli = str(script) if script.is_file() else f"{sys.executable} -m aioregistry"
-    _say(f"registry running at {registry.url}; try, in another terminal:")
+    users = ", ".join(f"{user} / {password}" for user, password in DEFAULT_USERS.items())
+    _say(f"registry running at {registry.url} (token auth; users and passwords: {users});")
+    _say("try, in another terminal:")
     _say(f"  {cli} tags -r {host}/test/many")
     _say(f"  {cli} manifest-list -i {host}/test/multi:oci")
     _say(f"  {cli} config -i {host}/test/multi:docker --platform linux/arm/v7")
-    _say(f"  {cli} scan --catalog {host} --format table")
+    _say(f"  {cli} token -r {host}/test/many")
+    _say(f"  {cli} auth check {host}")
+    _say(f"  echo wonderland | {cli} config -i {host}/private/secret:v1 -u alice --password-stdin")
+    _say(f"  echo pushpw | {cli} scan --catalog {host} -u pusher --password-stdin --format table")
     _say("press Ctrl-C to stop it")
     try:
         while registry.running:
@@ -160,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     with (
         tempfile.TemporaryDirectory(prefix="aioregistry-demo-") as tmp,
-        RegistryProcess("http", Path(tmp)) as registry,
+        RegistryProcess("token", Path(tmp)) as registry,
     ):
         started = time.monotonic()
         content = registry.push_content(many_tags=args.many_tags, distinct=args.distinct)
@@ -183,6 +204,10 @@ def main(argv: list[str] | None = None) -> int:
             ),
             _run(_cli("scan", f"{host}/test/multi", "--platform", "all", "--format", "table")),
             _run_jsonl(_cli("scan", f"{host}/test/many", "--what", "digest", "--format", "jsonl")),
+            _run(_cli("auth", "check", host)),
+            _run_with_password(
+                _cli("scan", f"{host}/private/secret", "--format", "table"), "alice"
+            ),
         ]
         if args.keep:
             _wait_for_ctrl_c(registry)
