@@ -61,6 +61,22 @@ async def test_ssl_cert_file_is_honoured(registry_basic, monkeypatch):
     assert digest == registry_basic.content.get("org/team/app:1.0").digest
 
 
+def test_the_default_tls_settings_reuse_aiohttp_s_context_until_the_variables_change(
+    tmp_path, monkeypatch
+):
+    """No second load of the system's certificates at every start (`_ssl_context`): aiohttp's
+    own verifying context is used, unless SSL_CERT_FILE changed since it was built (above:
+    then it is honoured) or is unreadable (a clear error, as OpenSSL says nothing)."""
+    from aioregistry import UsageError  # noqa: PLC0415
+    from aioregistry._transport import Transport  # noqa: PLC0415
+
+    assert Transport()._ssl is True
+    assert Transport(insecure=True)._ssl is False
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "missing.pem"))
+    with pytest.raises(UsageError, match=r"missing\.pem.*SSL_CERT_FILE"):
+        Transport()
+
+
 async def test_basic_wrong_password_is_unauthorized(registry_basic):
     creds = {registry_basic.host: ("alice", "wrong")}
     async with RegistryClient(ca_file=str(registry_basic.ca_file), credentials=creds) as client:
