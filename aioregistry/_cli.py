@@ -101,7 +101,7 @@ def _scan_arguments(parser: argparse.ArgumentParser) -> None:
         # The numbers are _scan's DEFAULT_SCAN_CONCURRENCY and MAX_SCAN_CONCURRENCY, written
         # out so that the parser needs no scan machinery (tests/test_cli.py holds them equal).
         help="at most N requests in flight per registry (default: adaptive, from "
-        "64 up to 256, halved when throttled)",
+        "64 up to 256, just under what the registry admits when it refuses requests)",
     )
     parser.add_argument(
         "--max-rps",

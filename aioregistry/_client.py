@@ -380,9 +380,11 @@ class RegistryClient:
         ``concurrency`` bounds the requests in flight per registry; by default (None) the
         bound adapts: it starts at 64 per 25 ms of round trip to the registry (at least 64,
         at most 256), grows up to 256 while the registry answers as fast as ever (a distant
-        registry: latency bounds the throughput), and halves whenever it throttles (429/503),
-        growing back once it stops. A failing tag yields a
-        result with ``error`` set; with ``fail_fast`` the first error is raised instead.
+        registry: latency bounds the throughput), and settles just under the number in flight
+        beyond which a registry refuses requests (503s that begin at some number in flight;
+        refusals at a flat rate are random loss and retried alone, see README "How it paces
+        a registry"). A failing tag yields a result with ``error`` set; with ``fail_fast``
+        the first error is raised instead.
         ``resolve`` says how a tag becomes a manifest: ``get`` (one GET per tag, the fewest
         requests), ``head`` (HEAD per tag, then one GET per distinct digest: what Docker
         Hub's pull limit favours), or ``auto`` (``head`` on Docker Hub, ``get`` elsewhere).
