@@ -202,6 +202,12 @@ class HostPacer:
             ordered = sorted(self._times)
             self._p90 = ordered[int(len(ordered) * 0.9)]
 
+    def round_trip_seen(self, seconds: float) -> None:
+        """An answer that says how far the host is but not how fast it serves (a 401
+        challenge): `round_trip` until timed answers come."""
+        if self.round_trip is None:
+            self.round_trip = seconds
+
     def throttled(self, sent_at: float, retry_after: float | None) -> None:
         """A 429 (or a 503 with ``Retry-After``) came back for a request sent at ``sent_at``."""
         now = self._clock()

@@ -47,7 +47,7 @@ from ._references import (
 from ._scan_results import Resolve, ScanError, ScanResult, ScanStats, What, is_image_reference
 from ._scan_tag import TagScanner
 from ._scopes import RepoType
-from ._session import Sessions
+from ._session import Session, Sessions
 from ._stats import Counters, Meter
 from ._tags import catalog, list_tags
 
@@ -136,6 +136,8 @@ class Pipeline:
         self._receive: MemoryObjectReceiveStream[ScanResult] | None = None
         self._workers = 0
         self._hire: Callable[[int], None] | None = None
+        self._spawn: Callable[..., object] | None = None  # starts a task of the scan
+        self._preopened: set[str] = set()  # hosts whose connections were opened ahead
 
     @property
     def ready(self) -> int:
@@ -213,6 +215,7 @@ class Pipeline:
                 # fetch leaves its slot to another. More are hired as a limiter grows, not up
                 # front: idle workers queueing on a limiter cost time on every request.
                 self._hire = hire
+                self._spawn = tg.start_soon
                 hire(2 * self._initial)
 
     async def _produce(
@@ -255,6 +258,7 @@ class Pipeline:
         async with jobs, results:
             try:
                 async with listing:
+                    self._preopen(await self._sessions.get(repo.registry))
                     tags = await list_tags(
                         self._sessions, repo, repo_type=self._repo_type, page_size=None
                     )
@@ -279,6 +283,20 @@ class Pipeline:
                         await results.send(result)
                 except (anyio.BrokenResourceError, anyio.ClosedResourceError):
                     return  # the consumer is gone
+
+    def _preopen(self, session: Session) -> None:
+        """Open connections to a distant registry while its first token and tag list are on
+        their way (each is a round trip or two), so that the tags' requests do not each
+        spend two more opening one (`TagScanner.connections_to_preopen`); once per host."""
+        if session.host in self._preopened or self._spawn is None:
+            return
+        self._preopened.add(session.host)
+        count = self._tags.connections_to_preopen(session)
+        round_trip = session.pacer.round_trip
+        if count and round_trip is not None:
+            # Opening takes two round trips; what takes far longer is not worth waiting for
+            # (the scan waits for its tasks when it ends).
+            self._spawn(session.preopen, count, max(1.0, 10 * round_trip))
 
     def _grew(self) -> None:
         """A limiter was made or grew: twice the requests all of them allow, in workers."""

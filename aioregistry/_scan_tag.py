@@ -10,6 +10,7 @@ of round trip to the registry (Little's law), at most ``ceiling``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 
@@ -25,9 +26,11 @@ from ._scan_results import Resolve, ScanError, ScanResult, What
 from ._scopes import RepoType
 from ._session import Session, Sessions
 
-__all__ = ["MEMO_SIZE", "TagScanner"]
+__all__ = ["MEMO_SIZE", "PREOPEN_ROUND_TRIP", "TagScanner"]
 
 MEMO_SIZE = 2048  # distinct manifests / configs kept for reuse; older ones are fetched again
+# The round trip (seconds) from which a scan opens connections while it waits for a tag list.
+PREOPEN_ROUND_TRIP = 0.01
 
 
 class TagScanner:
@@ -68,20 +71,38 @@ class TagScanner:
             if session.limiter is not None
         }
 
+    def initial(self, session: Session) -> int:
+        """Where the limiter of ``session``'s registry starts."""
+        round_trip = session.pacer.round_trip
+        if not self._adaptive or round_trip is None:
+            return self._initial
+        # The requests needed in flight for a given throughput grow with the round trip
+        # (Little's law): 64 suits up to 25 ms, so a registry 100 ms away starts at 256
+        # rather than spend its first round trips growing there.
+        return min(self._ceiling, max(self._initial, int(self._initial * round_trip / 0.025)))
+
+    def connections_to_preopen(self, session: Session) -> int:
+        """How many connections to open to ``session``'s registry before its first tag list
+        is answered: as many as its limiter will start with, or as a cap on the rate keeps
+        in flight (twice the rate times the round trip: Docker Hub's 25 per second at
+        100 ms: 5); none for a registry nearer than `PREOPEN_ROUND_TRIP`, where
+        opening a connection costs little beside the registry's time."""
+        round_trip = session.pacer.round_trip
+        if round_trip is None or round_trip < PREOPEN_ROUND_TRIP:
+            return 0
+        count = self.initial(session)
+        rate = session.pacer.requests_per_second
+        if rate is not None:
+            count = min(count, math.ceil(2 * rate * round_trip))
+        return count
+
     async def _session(self, repo: Repository) -> tuple[Session, str]:
         """The session of ``repo``'s registry bounded by this scan's limiter for it, and the
         pull scope."""
         session, scope = await self._sessions.pull(repo, self._repo_type)
         limited = self._limited.get(session.host)
         if limited is None:
-            pacer = session.pacer
-            initial = self._initial
-            if self._adaptive and pacer.round_trip is not None:
-                # The requests needed in flight for a given throughput grow with the round
-                # trip (Little's law): 64 suits up to 25 ms, so a registry 100 ms away starts
-                # at 256 rather than spend its first round trips growing there.
-                initial = min(self._ceiling, max(initial, int(initial * pacer.round_trip / 0.025)))
-            limiter = AdaptiveLimiter(initial, self._ceiling, on_grow=self._on_grow)
+            limiter = AdaptiveLimiter(self.initial(session), self._ceiling, on_grow=self._on_grow)
             limited = self._limited[session.host] = session.limited(limiter)
             self._on_grow()
         return limited, scope

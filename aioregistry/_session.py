@@ -134,6 +134,11 @@ class Session:
     def url(self, path: str) -> URL:
         return self.endpoint.base.with_path(path, encoded=True)
 
+    async def preopen(self, count: int, within: float) -> int:
+        """Open up to ``count`` connections to the registry ahead of requests, giving up
+        those not open after ``within`` seconds (`Transport.preopen`); the number opened."""
+        return await self._transport.preopen(self.endpoint.base, count, within=within)
+
     async def request(
         self,
         scope: str,

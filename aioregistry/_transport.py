@@ -20,6 +20,7 @@ from types import SimpleNamespace
 
 import aiohttp
 import anyio
+import anyio.lowlevel
 from yarl import URL
 
 from ._config import DEFAULT_LIMITS, DEFAULT_RETRIES, DEFAULT_TIMEOUTS, Limits, Retries, Timeouts
@@ -127,6 +128,51 @@ class Transport:
                 trace_configs=[_connection_timing()],
             )
         return self._session
+
+    async def preopen(self, base: URL, count: int, *, within: float) -> int:
+        """Open up to ``count`` connections to ``base``'s origin and leave them in the pool;
+        the number opened (those not open after ``within`` seconds are given up).
+
+        A scan calls it while its first token and tag list are on their way, so that the
+        requests it then sends to a distant registry find their connections open: a new
+        one costs a round trip (TCP) and another (TLS 1.3) before its request. Nothing is
+        sent on them; a connection that cannot be opened is left out (the requests will say
+        why), and aiohttp closes what stays idle past its keep-alive.
+        """
+        connector = self._get_session().connector
+        if connector is None:
+            return 0
+        if connector.limit:
+            count = min(count, connector.limit - 1)  # never wait for the pool's own limit
+        loop = asyncio.get_running_loop()
+        url = base.with_path("/v2/")
+        timeout = aiohttp.ClientTimeout(sock_connect=self._timeout.sock_connect)
+        asked = anyio.Event()  # every task has asked the pool for a connection
+        opened = 0
+
+        async def one() -> None:
+            nonlocal opened
+            probe = _PoolProbe()
+            request = aiohttp.ClientRequest("GET", url, loop=loop, ssl=self._ssl)
+            try:
+                connection = await connector.connect(request, [probe], timeout)  # type: ignore[list-item]
+            except (aiohttp.ClientError, OSError, asyncio.TimeoutError):
+                return
+            # Given back only once every task has asked for one: an idle connection (the
+            # ping's) given back at once would be taken by the next task, and the next...
+            await asked.wait()
+            connection.release()
+            if not probe.reused:
+                opened += 1
+
+        with anyio.move_on_after(within):
+            async with anyio.create_task_group() as tg:
+                for _ in range(count):
+                    tg.start_soon(one)
+                # Each task runs until it holds a connection of the pool or opens one.
+                await anyio.lowlevel.checkpoint()
+                asked.set()
+        return opened
 
     async def aclose(self) -> None:
         self._closed = True
@@ -239,6 +285,10 @@ class Transport:
             if status not in RETRY_STATUSES:
                 elapsed = time.monotonic() - sent - exchange.connecting
                 pacer.answered(elapsed if exchange.timed else None)
+                if status == 401 and not exchange.hedged:
+                    # A challenge is answered at once: the round trip (the ping's, before a
+                    # scan's first tag list, for what it opens ahead), if no timing else.
+                    pacer.round_trip_seen(elapsed)
             return resp
 
     async def _hedged(
@@ -417,6 +467,25 @@ def _retrieve(task: asyncio.Future[Response]) -> None:
     """A losing request's outcome, taken so that asyncio does not log it as never retrieved."""
     if not task.cancelled():
         task.exception()
+
+
+class _PoolProbe:
+    """Stands for an aiohttp ``Trace`` in `Transport.preopen`: tells whether the pool gave
+    a connection it held (``reused``) rather than open one; every other signal is ignored."""
+
+    reused = False
+
+    async def send_connection_reuseconn(self) -> None:
+        self.reused = True
+
+    def __getattr__(self, name: str) -> Callable[..., Awaitable[None]]:
+        if not name.startswith("send_"):
+            raise AttributeError(name)
+        return _ignore
+
+
+async def _ignore(*_args: object, **_kwargs: object) -> None:
+    return None
 
 
 class _Unlimited:
