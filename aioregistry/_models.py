@@ -11,7 +11,7 @@ import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 import orjson
 
@@ -44,10 +44,12 @@ __all__ = [
     "compute_digest",
     "load_object",
     "parse_manifest",
+    "refuse_schema1",
     "verify_digest",
 ]
 
 _HASHES = {"sha256": hashlib.sha256, "sha512": hashlib.sha512}
+_SCHEMA1_HINT = re.compile(rb'"schemaVersion"\s*:\s*1(?![0-9.eE])')
 _PLATFORM_PART = re.compile(r"[A-Za-z0-9_.+-]+")
 # Aliases the Go toolchain never uses but people type (uname -m spellings).
 _ARCH_ALIASES = {"x86_64": "amd64", "x86-64": "amd64", "aarch64": "arm64", "armhf": "arm"}
@@ -287,16 +289,40 @@ def load_object(
     return data
 
 
+def refuse_schema1(raw: bytes | None, content_type: str | None, *, where: str) -> None:
+    """Raise `UnsupportedMediaType` when a manifest is Docker schema 1, by its ``Content-Type``
+    (``...manifest.v1+json``, ``v1+prettyjws``) or by ``"schemaVersion": 1`` in its body.
+
+    Call it before checking a digest: a schema 1 manifest is signed and the registry signs it
+    afresh on every ``GET``, so its bytes never hash the same twice, and a `DigestMismatch`
+    would wrongly suggest tampering.
+    """
+    header_type = (content_type or "").partition(";")[0].strip().lower()
+    if header_type in SCHEMA1_MEDIA_TYPES:
+        _schema1(where, header_type)
+    if raw and _SCHEMA1_HINT.search(raw):  # cheap, then sure: only the top level counts
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return
+        if isinstance(data, dict) and data.get("schemaVersion") == 1:
+            _schema1(where, header_type or "schemaVersion 1")
+
+
+def _schema1(where: str, what: str) -> NoReturn:
+    raise UnsupportedMediaType(
+        f"{where}: schema 1 is not supported ({what}: a signed Docker schema 1 manifest; "
+        "push the image again with a current docker, buildah or skopeo)",
+        media_type=what,
+    )
+
+
 def parse_manifest(
     raw: bytes, *, content_type: str | None, digest: str, where: str
 ) -> ImageManifest | ImageIndex:
     """Parse a manifest body. The type comes from ``mediaType`` in the body, else the header."""
     header_type = (content_type or "").partition(";")[0].strip().lower()
-    if header_type in SCHEMA1_MEDIA_TYPES:
-        raise UnsupportedMediaType(
-            f"{where}: Docker schema 1 manifests ({header_type}) are not supported",
-            media_type=header_type,
-        )
+    refuse_schema1(None, header_type, where=where)
     data = load_object(raw, where)
     body_type = data.get("mediaType")
     media_type = body_type if isinstance(body_type, str) and body_type else header_type
@@ -309,9 +335,7 @@ def parse_manifest(
         elif "config" in data:
             media_type = OCI_MANIFEST
     if media_type in SCHEMA1_MEDIA_TYPES or data.get("schemaVersion") == 1:
-        raise UnsupportedMediaType(
-            f"{where}: Docker schema 1 manifests are not supported", media_type=media_type
-        )
+        _schema1(where, media_type)
     annotations = data.get("annotations")
     notes = (
         {k: v for k, v in annotations.items() if isinstance(v, str)}

@@ -15,15 +15,21 @@ exactly that normalisation.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import os
 import subprocess
 import sys
+import threading
+import urllib.request
 from collections.abc import Iterator
 from typing import Final
 
+import aiohttp
+import anyio
 import pytest
+from aiohttp import web
 from support.content import (
     DOCKER_LIST,
     PushedImage,
@@ -31,13 +37,20 @@ from support.content import (
     build_image,
     build_index,
     push_tagged,
+    sha,
 )
 from support.registry import RegistryProcess
+from support.webapp import start_app
 
 from aioregistry import RegistryClient
-from aioregistry._exceptions import InvalidPlatform, InvalidReference, NoMatchingPlatform
+from aioregistry._exceptions import (
+    InvalidPlatform,
+    InvalidReference,
+    NoMatchingPlatform,
+    UnsupportedMediaType,
+)
 from aioregistry._media import OCI_INDEX, OCI_MANIFEST
-from aioregistry._models import Descriptor, ImageIndex, Platform
+from aioregistry._models import Descriptor, ImageIndex, Platform, refuse_schema1
 from aioregistry._platforms import normalize
 from aioregistry._references import (
     DOCKER_HUB_REGISTRY,
@@ -1151,8 +1164,15 @@ def peers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_Peers]:
     children = tuple(build_image("test/arm", p, p) for p in ARM_ORDER)
     docker_list = build_index("test/arm", DOCKER_LIST, children)
     with RegistryProcess("http", tmp_path_factory.mktemp("peers")) as registry:
-        push_tagged(registry, {f"{LONG_PATH}:v1": long_image, "test/arm:list": docker_list})
-        yield _Peers(registry.host, long_image, docker_list)
+        push_tagged(
+            registry,
+            {
+                f"{LONG_PATH}:v1": long_image,
+                "test/arm:list": docker_list,
+                "test/old:v1": build_image("test/old", "v1", "linux/amd64"),
+            },
+        )
+        yield _Peers(registry.host, registry.url, long_image, docker_list)
 
 
 def test_a_255_character_path_is_listed_and_scanned(peers: _Peers) -> None:
@@ -1209,12 +1229,167 @@ async def test_the_best_platform_is_chosen_on_a_real_registry(peers: _Peers) -> 
     )
 
 
+# --- schema 1 --------------------------------------------------------------------------------
+# distribution 2.8 stores no schema 1 pushes, but it still serves schema 1: asked with no
+# Accept header, it converts a schema 2 manifest and signs the result afresh on every GET (the
+# signature's "protected" header holds the time, ECDSA signatures are randomised). Our client
+# always sends Accept, so `_NoAccept` forwards its requests to the real registry without it:
+# the registry, not a fake, is the one serving schema 1.
+
+
+class _NoAccept:
+    """A loopback proxy in a thread of its own (CLI subprocesses use it too) that forwards every
+    request to ``upstream`` with the ``Accept`` header removed."""
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream
+        self.rewrite: dict[str, str] = {}  # path -> the upstream path answered instead
+        self.host = ""
+        self._ready = threading.Event()
+        self._stop: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread = threading.Thread(target=asyncio.run, args=(self._serve(),), daemon=True)
+
+    def __enter__(self) -> _NoAccept:
+        self._thread.start()
+        assert self._ready.wait(10), "proxy did not start"
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        assert self._loop is not None
+        assert self._stop is not None
+        self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(10)
+
+    async def _serve(self) -> None:
+        self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
+        async with aiohttp.ClientSession() as session:
+
+            async def forward(request: web.Request) -> web.Response:
+                headers = {
+                    k: v for k, v in request.headers.items() if k.lower() not in {"accept", "host"}
+                }
+                async with session.request(
+                    request.method,
+                    f"{self.upstream}{self.rewrite.get(request.path, request.path_qs)}",
+                    headers=headers,
+                    data=await request.read(),
+                    allow_redirects=False,
+                ) as upstream:
+                    body = await upstream.read()
+                    kept = {
+                        k: v
+                        for k, v in upstream.headers.items()
+                        if k.lower() in {"content-type", "docker-content-digest", "link"}
+                    }
+                    return web.Response(status=upstream.status, body=body, headers=kept)
+
+            runner, port = await start_app(forward)
+            self.host = f"127.0.0.1:{port}"
+            self._ready.set()
+            try:
+                await self._stop.wait()
+            finally:
+                await runner.cleanup()
+
+
+@pytest.fixture(scope="module")
+def schema1(peers: _Peers) -> Iterator[_NoAccept]:
+    with _NoAccept(peers.url) as proxy:
+        yield proxy
+
+
+def test_the_registry_serves_schema_1_re_signed(schema1: _NoAccept) -> None:
+    # the premise: two GETs, two byte strings, one Docker-Content-Digest matching neither
+    (type_a, claimed_a, body_a), (_, claimed_b, body_b) = _get_old(schema1), _get_old(schema1)
+    assert type_a == "application/vnd.docker.distribution.manifest.v1+prettyjws"
+    assert body_a != body_b
+    assert claimed_a == claimed_b
+    assert sha(body_a) != claimed_a
+
+
+@pytest.mark.anyio
+async def test_schema_1_is_unsupported_not_a_mismatch(schema1: _NoAccept) -> None:
+    ref = f"{schema1.host}/test/old:v1"
+    async with RegistryClient(use_env_credentials=False) as client:
+        with pytest.raises(UnsupportedMediaType, match="schema 1 is not supported"):
+            await client.get_manifest(ref)
+        with pytest.raises(UnsupportedMediaType, match="schema 1 is not supported"):
+            await client.fetch_manifest(ref)
+        with pytest.raises(UnsupportedMediaType, match="schema 1 is not supported"):
+            await client.get_digest(ref)  # a HEAD
+        with pytest.raises(UnsupportedMediaType, match="schema 1 is not supported"):
+            await client.get_digest(ref, platform="linux/amd64")  # a GET
+        # By digest (the registry keeps no schema 1 copy to answer it, so the proxy asks for
+        # the tag): the bytes can never hash to the digest.
+        _, claimed, _ = await anyio.to_thread.run_sync(_get_old, schema1)
+        schema1.rewrite[f"/v2/test/old/manifests/{claimed}"] = "/v2/test/old/manifests/v1"
+        with pytest.raises(UnsupportedMediaType, match="schema 1 is not supported"):
+            await client.get_manifest(f"{ref}@{claimed}")
+        with pytest.raises(UnsupportedMediaType, match="schema 1 is not supported"):
+            await client.get_digest(f"{ref}@{claimed}")
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "refused"),
+    [
+        (b"{}", "application/vnd.docker.distribution.manifest.v1+prettyjws", True),
+        (b"{}", "application/vnd.docker.distribution.manifest.v1+json; charset=utf-8", True),
+        (b'{"schemaVersion": 1, "fsLayers": []}', "application/json", True),  # by the body
+        (b'{"schemaVersion":1}', None, True),
+        (b'{"schemaVersion": 2, "mediaType": "x"}', DOCKER_LIST, False),
+        # "schemaVersion": 1 below the top level is not the manifest's version
+        (b'{"schemaVersion": 2, "annotations": {"a": {"schemaVersion": 1}}}', None, False),
+        (b'{"schemaVersion": 10}', None, False),
+        (b'"schemaVersion": 1 but not JSON', None, False),  # left to the parser to refuse
+    ],
+)
+def test_refuse_schema1(body: bytes, content_type: str | None, refused: bool) -> None:
+    if refused:
+        with pytest.raises(
+            UnsupportedMediaType, match=r"^manifest of x: schema 1 is not supported"
+        ):
+            refuse_schema1(body, content_type, where="manifest of x")
+    else:
+        refuse_schema1(body, content_type, where="manifest of x")
+
+
+def _get_old(proxy: _NoAccept) -> tuple[str, str, bytes]:
+    """Content-Type, Docker-Content-Digest and body of test/old:v1 through ``proxy``."""
+    url = f"http://{proxy.host}/v2/test/old/manifests/v1"
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        return resp.headers["Content-Type"], resp.headers["Docker-Content-Digest"], resp.read()
+
+
+@pytest.mark.parametrize("command", ["manifest", "digest", "config"])
+def test_schema_1_on_the_command_line(schema1: _NoAccept, command: str) -> None:
+    result = _run(command, "-i", f"{schema1.host}/test/old:v1")
+    err = result.stderr.decode()
+    assert result.returncode != 0
+    assert result.stdout == b""
+    assert err.startswith("aioregistry: error: ")
+    assert err.count("\n") == 1
+    assert "schema 1 is not supported" in err
+    assert "Traceback" not in err
+    assert "hashes to" not in err
+
+
+@pytest.mark.parametrize("what", ["digest", "manifest", "config"])
+def test_schema_1_in_a_scan(schema1: _NoAccept, what: str) -> None:
+    result = _run("scan", f"{schema1.host}/test/old", "--what", what, "--format", "jsonl")
+    assert result.returncode == 1, result.stderr.decode()
+    (record,) = map(json.loads, result.stdout.decode().splitlines())
+    assert record["error"]["type"] == "UnsupportedMediaType"
+    assert "schema 1 is not supported" in record["error"]["message"]
+
+
 # --- helpers ---------------------------------------------------------------------------------
 
 
 @dataclasses.dataclass(frozen=True)
 class _Peers:
     host: str
+    url: str
     long_image: PushedImage
     arm_list: PushedIndex
 
