@@ -5,8 +5,8 @@ an image; the client's methods and the scan both use it:
 
 - `resolve_tag`: by ``HEAD`` (the digest from ``Docker-Content-Digest``; a registry that sends
   none costs a ``GET``, hashed) or by ``GET`` (the bytes decide);
-- `platform_entries`: the index entries a platform picks (`ImageIndex.select`: containerd's
-  matching, attestations never chosen), or every image platform;
+- `platform_entries`: the index entry a platform picks (`ImageIndex.select`: containerd's best
+  match, not the first, see ``_platforms``; attestations never chosen), or every image platform;
 - `image_for`: an entry's manifest, which must be an image, not another index.
 """
 

@@ -11,7 +11,7 @@ import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 import orjson
 
@@ -31,6 +31,7 @@ from ._media import (
     OCI_MANIFEST,
     SCHEMA1_MEDIA_TYPES,
 )
+from ._platforms import PlatformMatcher
 
 __all__ = [
     "DEFAULT_PLATFORM",
@@ -43,15 +44,15 @@ __all__ = [
     "compute_digest",
     "load_object",
     "parse_manifest",
+    "refuse_schema1",
     "verify_digest",
 ]
 
 _HASHES = {"sha256": hashlib.sha256, "sha512": hashlib.sha512}
+_SCHEMA1_HINT = re.compile(rb'"schemaVersion"\s*:\s*1(?![0-9.eE])')
 _PLATFORM_PART = re.compile(r"[A-Za-z0-9_.+-]+")
 # Aliases the Go toolchain never uses but people type (uname -m spellings).
 _ARCH_ALIASES = {"x86_64": "amd64", "x86-64": "amd64", "aarch64": "arm64", "armhf": "arm"}
-# Variants a platform implies when it names none, as containerd's platforms package normalises.
-_DEFAULT_VARIANTS = {"arm64": "v8"}
 
 
 def compute_digest(data: bytes, algorithm: str = "sha256") -> str:
@@ -124,17 +125,23 @@ class Platform:
         return self.os == "unknown" or self.architecture == "unknown"
 
     def matches(self, wanted: Platform) -> bool:
-        """Whether this (offered) platform satisfies ``wanted``.
+        """Whether this (offered) platform can serve ``wanted``, by containerd's ``Only``.
 
-        A wanted platform without a variant accepts any variant; one with a variant needs the
-        same variant, where an offer without one counts as the architecture's default variant.
+        ``linux/arm/v7`` accepts v7, v6 and v5 and an arm entry without a variant (v7);
+        ``linux/arm64`` accepts arm64 with or without ``v8`` (and 32-bit arm). The rule, and
+        how the best of several matches is chosen, is in ``_platforms``.
         """
-        if self.is_unknown or self.os != wanted.os or self.architecture != wanted.architecture:
-            return False
-        if wanted.variant is None:
-            return True
-        mine = self.variant or _DEFAULT_VARIANTS.get(self.architecture)
-        return mine == wanted.variant
+        return self._rank(wanted) is not None
+
+    def _rank(self, wanted: Platform) -> tuple[int, int, int] | None:
+        if self.is_unknown:
+            return None
+        matcher = PlatformMatcher(
+            wanted.os, wanted.architecture, wanted.variant, wanted.os_version, wanted.os_features
+        )
+        return matcher.rank(
+            self.os, self.architecture, self.variant, self.os_version, self.os_features
+        )
 
     def __str__(self) -> str:
         base = f"{self.os}/{self.architecture}"
@@ -224,11 +231,18 @@ class ImageIndex:
         return tuple(d.platform for d in self.manifests if d.platform and not d.platform.is_unknown)
 
     def select(self, platform: Platform | str) -> Descriptor:
-        """The first entry that matches ``platform``; attestation entries are never chosen."""
+        """The entry that serves ``platform`` best, as containerd chooses: not merely the first
+        that matches (``linux/arm`` takes arm/v7 over v5 and v6 listed before it); attestation
+        entries are never chosen."""
         wanted = as_platform(platform)
-        for descriptor in self.manifests:
-            if descriptor.platform is not None and descriptor.platform.matches(wanted):
-                return descriptor
+        ranked = [
+            (rank, position, descriptor)
+            for position, descriptor in enumerate(self.manifests)
+            if descriptor.platform is not None
+            and (rank := descriptor.platform._rank(wanted)) is not None
+        ]
+        if ranked:
+            return min(ranked, key=lambda item: (item[0], item[1]))[2]
         available = tuple(str(p) for p in self.platforms)
         raise NoMatchingPlatform(
             f"no manifest for platform {wanted} in index {self.digest} "
@@ -275,16 +289,40 @@ def load_object(
     return data
 
 
+def refuse_schema1(raw: bytes | None, content_type: str | None, *, where: str) -> None:
+    """Raise `UnsupportedMediaType` when a manifest is Docker schema 1, by its ``Content-Type``
+    (``...manifest.v1+json``, ``v1+prettyjws``) or by ``"schemaVersion": 1`` in its body.
+
+    Call it before checking a digest: a schema 1 manifest is signed and the registry signs it
+    afresh on every ``GET``, so its bytes never hash the same twice, and a `DigestMismatch`
+    would wrongly suggest tampering.
+    """
+    header_type = (content_type or "").partition(";")[0].strip().lower()
+    if header_type in SCHEMA1_MEDIA_TYPES:
+        _schema1(where, header_type)
+    if raw and _SCHEMA1_HINT.search(raw):  # cheap, then sure: only the top level counts
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return
+        if isinstance(data, dict) and data.get("schemaVersion") == 1:
+            _schema1(where, header_type or "schemaVersion 1")
+
+
+def _schema1(where: str, what: str) -> NoReturn:
+    raise UnsupportedMediaType(
+        f"{where}: schema 1 is not supported ({what}: a signed Docker schema 1 manifest; "
+        "push the image again with a current docker, buildah or skopeo)",
+        media_type=what,
+    )
+
+
 def parse_manifest(
     raw: bytes, *, content_type: str | None, digest: str, where: str
 ) -> ImageManifest | ImageIndex:
     """Parse a manifest body. The type comes from ``mediaType`` in the body, else the header."""
     header_type = (content_type or "").partition(";")[0].strip().lower()
-    if header_type in SCHEMA1_MEDIA_TYPES:
-        raise UnsupportedMediaType(
-            f"{where}: Docker schema 1 manifests ({header_type}) are not supported",
-            media_type=header_type,
-        )
+    refuse_schema1(None, header_type, where=where)
     data = load_object(raw, where)
     body_type = data.get("mediaType")
     media_type = body_type if isinstance(body_type, str) and body_type else header_type
@@ -297,9 +335,7 @@ def parse_manifest(
         elif "config" in data:
             media_type = OCI_MANIFEST
     if media_type in SCHEMA1_MEDIA_TYPES or data.get("schemaVersion") == 1:
-        raise UnsupportedMediaType(
-            f"{where}: Docker schema 1 manifests are not supported", media_type=media_type
-        )
+        _schema1(where, media_type)
     annotations = data.get("annotations")
     notes = (
         {k: v for k, v in annotations.items() if isinstance(v, str)}

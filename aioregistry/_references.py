@@ -7,7 +7,8 @@ the last ``/``, then, of what remains, the host and the repository path.
 
 The first ``/``-separated component is a registry host only when it could not be a
 repository path component: when it contains a ``.`` or a ``:`` (``example.com``,
-``127.0.0.1:5000``), is exactly ``localhost``, or is a bracketed IPv6 literal (``[::1]:5000``).
+``127.0.0.1:5000``), is exactly ``localhost``, or is a bracketed IPv6 literal (``[::1]:5000``;
+one with an embedded IPv4 part, ``[::ffff:192.0.2.33]``, is outside the grammar).
 Anything else belongs to the path, and the registry is Docker Hub: ``org/app`` means
 ``registry-1.docker.io/org/app``. The host is lower-cased, since host names are
 case-insensitive; a port must be a number from 1 to 65535.
@@ -20,9 +21,12 @@ and gets ``library/`` in front: ``ubuntu`` and ``docker.io/ubuntu`` are both
 
 A repository path is one or more components joined by ``/`` (``org/team/app`` is fine). A
 component is lower-case letters and digits, with single ``.`` or ``_``, a double ``__``, or
-any run of ``-`` allowed between them; upper case is never allowed in a path. The full name,
-host included, is at most 255 characters, counted as docker/distribution does: after
-normalisation, with Docker Hub spelled ``docker.io`` (``docker.io/library/ubuntu``).
+any run of ``-`` allowed between them; upper case is never allowed in a path. The path is at
+most 255 characters, counted as distribution/reference v0.6.0 does: after normalisation
+(``library/ubuntu``) and without the host, which has limits of its own. A name that is nothing
+but 64 lower-case hex digits (no host, tag or digest) is an image ID, not the repository
+``library/<hex>``, and is refused as ``ParseNormalizedNamed`` refuses it; ``docker.io/<hex>``
+names the repository.
 
 A tag is 1 to 128 characters of letters, digits, ``_``, ``.`` and ``-``, and does not start
 with ``.`` or ``-``. A digest is ``algorithm:encoded`` by the OCI image specification;
@@ -70,12 +74,14 @@ _QUOTE_MAX = 300
 _PATH_COMPONENT = re.compile(r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*")
 _TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 _DOMAIN_COMPONENT = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?")
-_IPV6_CHARS = re.compile(r"[0-9A-Fa-f:.]+")
+_IPV6_CHARS = re.compile(r"[0-9A-Fa-f:]+")  # no '.': distribution's grammar has no IPv4 tail
 _PORT = re.compile(r"[0-9]+")
 _ALGORITHM = re.compile(r"[a-z0-9]+(?:[+._-][a-z0-9]+)*")
 _ENCODED = re.compile(r"[A-Za-z0-9=_-]+")
 _REGISTERED_ALGORITHMS = {"sha256": 64, "sha512": 128}
 _LOWER_HEX = re.compile(r"[0-9a-f]+")
+_IMAGE_ID = re.compile(r"[0-9a-f]{64}")
+_HOST_LENGTH_MAX = 255
 
 _Fail = Callable[[str], NoReturn]
 
@@ -160,6 +166,7 @@ def parse_reference(text: str) -> Reference:
     Raises `InvalidReference` naming the bad part.
     """
     fail = _failer(text, "reference")
+    _refuse_image_id(text, fail)
     name, tag, digest = _split_reference(text, fail)
     repository = _parse_name(name, fail)
     if tag is None and digest is None:
@@ -173,6 +180,7 @@ def parse_repository(text: str) -> Repository:
     The host and path rules are those of `parse_reference`; a tag or digest is an error.
     """
     fail = _failer(text, "reference")
+    _refuse_image_id(text, fail)
     name, tag, digest = _split_reference(text, fail)
     if digest is not None:
         fail(f"repository name must not carry a digest (found {_quote(digest)})")
@@ -315,12 +323,21 @@ def _split_reference(text: str, fail: _Fail) -> tuple[str, str | None, str | Non
     return name, tag, digest
 
 
+def _refuse_image_id(text: str, fail: _Fail) -> None:
+    """As ``ParseNormalizedNamed``: the whole input being 64 hex digits is an image ID."""
+    if _IMAGE_ID.fullmatch(text):
+        fail(
+            "64 hex digits are an image ID, not a repository name "
+            f"(docker.io/{text[:12]}... names the repository)"
+        )
+
+
 def _parse_name(name: str, fail: _Fail) -> Repository:
     """Split ``name`` into host and path, check both and normalise Docker Hub."""
-    if len(name) > 2 * _NAME_TOTAL_LENGTH_MAX:  # spare the checks below a huge input
-        fail(f"name is too long ({len(name)} characters, at most {_NAME_TOTAL_LENGTH_MAX})")
     first, slash, rest = name.partition("/")
     if slash and ("." in first or ":" in first or first == "localhost" or first.startswith("[")):
+        if len(first) > _HOST_LENGTH_MAX:  # a DNS name is at most 253; spare the checks
+            fail(f"registry host is too long ({len(first)} characters, at most {_HOST_LENGTH_MAX})")
         registry = _check_host(first, fail)
         path = rest
     elif not slash and first.startswith("["):
@@ -330,18 +347,18 @@ def _parse_name(name: str, fail: _Fail) -> Repository:
         path = name
     if not path:
         fail("empty repository path")
-    _check_path(path, fail)
     if registry in _DOCKER_HUB_ALIASES:
         registry = DOCKER_HUB_REGISTRY
         if "/" not in path:
             path = f"library/{path}"
-    # docker/distribution counts the familiar full name, which spells Docker Hub docker.io.
-    full = f"{'docker.io' if registry == DOCKER_HUB_REGISTRY else registry}/{path}"
-    if len(full) > _NAME_TOTAL_LENGTH_MAX:
+    # distribution/reference v0.6.0 counts the path only ("Exclude domain from name length
+    # check"): a registry serves HOST/<255-character path>, and so must we.
+    if len(path) > _NAME_TOTAL_LENGTH_MAX:
         fail(
-            f"name {_quote(full)} is too long "
-            f"({len(full)} characters, at most {_NAME_TOTAL_LENGTH_MAX})"
+            f'repository path {_quote(path[:8])[:-1]}..." is too long '
+            f"({len(path)} characters, at most {_NAME_TOTAL_LENGTH_MAX})"
         )
+    _check_path(path, fail)
     return Repository(registry, path)
 
 
@@ -364,7 +381,13 @@ def _check_host(host: str, fail: _Fail) -> str:
             fail(f"registry host {_quote(host)} has no closing ']'")
         literal, port_part = host[1:end], host[end + 1 :]
         if not _IPV6_CHARS.fullmatch(literal) or not _is_ipv6(literal):
-            fail(f"registry host {_quote(host)}: {_quote(literal)} is not an IPv6 address")
+            why = (
+                "an IPv6 address with an embedded IPv4 part is outside the reference grammar "
+                "(write it in hex)"
+                if "." in literal and "%" not in literal and _is_ipv6(literal)
+                else f"{_quote(literal)} is not an IPv6 address"
+            )
+            fail(f"registry host {_quote(host)}: {why}")
         if port_part and not port_part.startswith(":"):
             fail(f"registry host {_quote(host)} has {_quote(port_part)} after the IPv6 address")
         name, port = f"[{literal}]", port_part[1:] if port_part else None

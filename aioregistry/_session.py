@@ -10,7 +10,8 @@ A `Session` is what the operations hold: one endpoint, optionally bound to an
 `AdaptiveLimiter` (a scan's view, `Session.limited`), which the transport holds a slot of
 for each attempt of each request. Manifests and blobs come back verified: by digest, the
 bytes must hash to it; by tag, a ``Docker-Content-Digest`` that disagrees with the bytes is
-a `DigestMismatch`.
+a `DigestMismatch`. A Docker schema 1 manifest is refused as such first (`refuse_schema1`),
+by ``GET`` or ``HEAD``: it is re-signed on every ``GET``, so no digest check could pass.
 """
 
 from __future__ import annotations
@@ -30,7 +31,14 @@ from ._exceptions import (
 from ._flight import SingleFlight
 from ._limiter import AdaptiveLimiter
 from ._media import ACCEPT_MANIFESTS
-from ._models import ImageIndex, ImageManifest, compute_digest, parse_manifest, verify_digest
+from ._models import (
+    ImageIndex,
+    ImageManifest,
+    compute_digest,
+    parse_manifest,
+    refuse_schema1,
+    verify_digest,
+)
 from ._pacing import HostPacer
 from ._ratelimit import LIMIT_HEADER, RateLimit, parse_rate_limit
 from ._references import Reference, Repository, is_loopback_host, parse_digest
@@ -194,6 +202,8 @@ class Session:
             kind="manifest",
             urgent=urgent,
         )
+        # Before any digest check: a schema 1 manifest's bytes change on every GET.
+        refuse_schema1(resp.body, resp.header("Content-Type"), where=f"manifest of {ref}")
         if ref.digest is not None:
             digest = verify_digest(resp.body, ref.digest, what=f"manifest {ref}")
         else:
@@ -231,6 +241,7 @@ class Session:
         """A manifest's digest (None if the registry sent none) and media type, by ``HEAD``."""
         resp = await self.head_manifest(ref, scope, what=f"digest of {ref}")
         media_type = (resp.header("Content-Type") or "").partition(";")[0].strip() or None
+        refuse_schema1(None, media_type, where=f"digest of {ref}")
         digest = _header_digest(resp)
         if digest is not None and ref.digest is not None and digest != ref.digest:
             raise DigestMismatch(

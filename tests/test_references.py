@@ -73,6 +73,11 @@ NORMALISATION = [
     ("a/" + "b" * 243, DOCKER_HUB_REGISTRY, "a/" + "b" * 243, "latest", None),
     ("b" * 237, DOCKER_HUB_REGISTRY, "library/" + "b" * 237, "latest", None),
     ("example.com/" + "a" * 243, "example.com", "a" * 243, "latest", None),
+    # the limit is on the path, after normalisation; the host does not count
+    ("b" * 247, DOCKER_HUB_REGISTRY, "library/" + "b" * 247, "latest", None),
+    ("a/" + "b" * 253, DOCKER_HUB_REGISTRY, "a/" + "b" * 253, "latest", None),
+    ("example.com/" + "a" * 255, "example.com", "a" * 255, "latest", None),
+    ("example.com:5000/a/" + "b" * 253, "example.com:5000", "a/" + "b" * 253, "latest", None),
     # the long form of Docker Hub does not count against the limit
     ("registry-1.docker.io/a/" + "b" * 243, DOCKER_HUB_REGISTRY, "a/" + "b" * 243, "latest", None),
 ]
@@ -229,12 +234,17 @@ REFERENCE_ERRORS = [
     ("[::1]5000/x", 'registry host "[::1]5000" has "5000" after the IPv6 address'),
     ("[::1]:5000", 'registry host "[::1]:5000" is not followed by a repository path'),
     ("[::1]", 'registry host "[::1]" is not followed by a repository path'),
-    ("a" * 600, "name is too long (600 characters, at most 255)"),
-    ("example.com/" + "a" * 244, "is too long (256 characters, at most 255)"),
-    # counted as docker/distribution does: "docker.io/library/" + path
-    ("b" * 238, "is too long (256 characters, at most 255)"),
-    ("a/" + "b" * 244, 'name "docker.io/a/bbbb'),
-    ("registry-1.docker.io/a/" + "b" * 244, "is too long (256 characters, at most 255)"),
+    ("a" * 600, "is too long (608 characters, at most 255)"),
+    ("example.com/" + "a" * 256, "is too long (256 characters, at most 255)"),
+    # counted as distribution/reference v0.6.0 does: the path after normalisation, no host
+    ("b" * 248, 'repository path "library/..."'),
+    ("b" * 248, "is too long (256 characters, at most 255)"),
+    ("a/" + "b" * 254, 'repository path "a/bbbbbb..."'),
+    ("registry-1.docker.io/a/" + "b" * 254, "is too long (256 characters, at most 255)"),
+    ("a" * 256 + ".com/x", "registry host is too long (260 characters, at most 255)"),
+    # an image ID is not a repository (docker.io/<hex> is, see the peer tables)
+    ("0123456789abcdef" * 4, "64 hex digits are an image ID, not a repository name"),
+    ("[::ffff:127.0.0.1]:5000/x", "an IPv6 address with an embedded IPv4 part"),
 ]
 
 
@@ -262,7 +272,7 @@ def test_empty_reference():
 
 def test_long_input_is_shortened_in_the_message():
     text = "a" * 1000
-    with pytest.raises(InvalidReference, match="name is too long") as info:
+    with pytest.raises(InvalidReference, match="is too long") as info:
         parse_reference(text)
     assert len(str(info.value)) < 400
     assert '..."' in str(info.value)

@@ -54,7 +54,10 @@ __all__ = [
     "PushedIndex",
     "apush_content",
     "build_content",
+    "build_image",
+    "build_index",
     "push_content",
+    "push_tagged",
     "sha",
 ]
 
@@ -528,6 +531,16 @@ def build_content(*, many_tags: int = 300, distinct: int = 40) -> tuple[Content,
     return Content(tags=tags, many_repository=MANY_REPOSITORY, many_tags=many), plan
 
 
+def build_image(repository: str, label: str, platform: str, *, oci: bool = False) -> PushedImage:
+    """One small image for ``platform`` ("linux/arm/v7"), unique per ``label``."""
+    return _image(repository, label, platform, oci=oci)
+
+
+def build_index(repository: str, media_type: str, children: tuple[PushedImage, ...]) -> PushedIndex:
+    """A manifest list (`DOCKER_LIST`) or OCI index of ``children``, in that order."""
+    return _index(repository, media_type, children)
+
+
 # -- pushing -----------------------------------------------------------------------------
 
 
@@ -700,3 +713,28 @@ def push_content(registry: RegistryProcess, *, many_tags: int = 300, distinct: i
     if failure:
         raise failure[0]
     return result[0]
+
+
+def push_tagged(registry: RegistryProcess, tagged: dict[str, PushedImage | PushedIndex]) -> None:
+    """Push each item (an index with its children) and tag it: ``{"repo:tag": item}``."""
+    plan = _Plan()
+    for ref, item in tagged.items():
+        images = item.children if isinstance(item, PushedIndex) else (item,)
+        for image in images:
+            plan.add_image(image)
+            if isinstance(item, PushedIndex):
+                plan.put_child(image)
+        plan.put_tag(item, ref.rpartition(":")[2])
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            asyncio.run(apush_plan(registry, plan))
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the calling thread
+            failure.append(exc)
+
+    thread = threading.Thread(target=run, name="tagged-pusher")
+    thread.start()
+    thread.join()
+    if failure:
+        raise failure[0]
