@@ -23,7 +23,7 @@ import orjson
 import pytest
 from aiohttp import web
 from support.content import sha
-from support.fakes import DOCKER_V2, FakeServer, docker_manifest
+from support.fakes import DOCKER_V2, FakeServer, Handler, docker_manifest
 
 pytestmark = pytest.mark.anyio
 
@@ -220,3 +220,115 @@ async def test_an_interrupted_scan_on_a_terminal_prints_its_table_and_shows_the_
     for tag in FAST:
         assert f"test/held:{tag} " in table
     assert "held0" not in table
+
+
+# -- tables at 80 columns ----------------------------------------------------------------
+
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+CONFIG = orjson.dumps({"architecture": "amd64", "os": "linux", "created": "2026-12-01T06:30:00Z"})
+IMAGE = docker_manifest(CONFIG)
+SHORT_REPO, SHORT_TAGS = "org/team/app", ["1", "latest"]
+LONG_REPO = "org/team/application-with-a-rather-long-name"
+LONG_TAGS = ["1", "latest", "release-2026.12.01-build.4711-linux"]
+MISSING = "missing-tag"  # in LONG_REPO: its manifest answers 404 with a long message
+MISSING_MESSAGE = (
+    "manifest unknown to this registry: the tag was deleted by the retention policy of the "
+    "team on the first of December"
+)
+
+
+@pytest.fixture
+async def images() -> AsyncIterator[FakeServer]:
+    """`SHORT_REPO` and `LONG_REPO`: their tags are one linux/amd64 image with a config;
+    `LONG_REPO` also lists `MISSING`."""
+    async with FakeServer() as fake:
+
+        async def image(_: web.Request) -> web.Response:
+            return web.Response(body=IMAGE, content_type=DOCKER_V2)
+
+        async def config(_: web.Request) -> web.Response:
+            return web.Response(body=CONFIG, content_type="application/octet-stream")
+
+        async def missing(_: web.Request) -> web.Response:
+            errors = [{"code": "MANIFEST_UNKNOWN", "message": MISSING_MESSAGE}]
+            return web.json_response({"errors": errors}, status=404)
+
+        for repo, tags in ((SHORT_REPO, SHORT_TAGS), (LONG_REPO, [*LONG_TAGS, MISSING])):
+            fake.route("GET", f"/v2/{repo}/tags/list")(_listing(repo, tags))
+            for tag in tags:
+                fake.route("GET", f"/v2/{repo}/manifests/{tag}")(image)
+            fake.route("GET", f"/v2/{repo}/blobs/{sha(CONFIG)}")(config)
+        fake.route("GET", f"/v2/{LONG_REPO}/manifests/{MISSING}")(missing)
+        yield fake
+
+
+def _listing(repo: str, tags: list[str]) -> Handler:
+    async def tag_list(_: web.Request) -> web.Response:
+        return web.json_response({"name": repo, "tags": tags})
+
+    return tag_list
+
+
+async def _table(fake: FakeServer, *targets: str, columns: int = 80) -> tuple[int, list[str]]:
+    """The lines of the table a scan of ``targets`` prints on a terminal ``columns`` wide
+    (from its header to the summary), and the exit status."""
+    command = [sys.executable, "-m", "aioregistry", "scan", "--plain-http"]
+    command += [f"{fake.host}/{target}" for target in targets]
+    terminal = Terminal(command, columns=columns)
+    try:
+        status = await terminal.finish()
+    finally:
+        terminal.close()
+    text = ANSI.sub("", terminal.text)
+    assert "Traceback" not in text
+    # What the progress bar left on the screen (up to a carriage return) is not the table.
+    lines = [line.rsplit("\r", 1)[-1] for line in text.split("\n")]
+    start = next(i for i, line in enumerate(lines) if line.startswith("REFERENCE"))
+    end = next(i for i, line in enumerate(lines) if line.startswith("aioregistry: "))
+    assert all(len(line) <= columns for line in lines[start:end]), lines
+    return status, lines[start:end]
+
+
+def _column(lines: list[str], name: str, following: str) -> tuple[int, str]:
+    """The width of column ``name`` (up to where ``following`` starts) and the text of its
+    cells, line after line, joined without the spaces."""
+    start = lines[0].index(name)
+    end = lines[0].index(following) if following else max(map(len, lines))
+    text = "".join(line[start:end] for line in lines[1:])
+    return end - start, "".join(text.split())
+
+
+async def test_at_80_columns_the_other_columns_give_way_to_the_reference(images):
+    status, lines = await _table(images, SHORT_REPO)
+    assert status == 0
+    assert lines[0].split() == ["REFERENCE", "PLATFORM", "DIGEST", "MANIFEST", "CONFIG", "CREATED"]
+    rows = {line.split()[0]: line.split()[1:] for line in lines[1:]}
+    assert sorted(rows) == [f"{SHORT_REPO}:{tag}" for tag in SHORT_TAGS]  # whole, one line each
+    for platform, digest, manifest, config, created in rows.values():
+        assert platform == "linux/amd64"
+        # Shortened, and marked so: what is shown is a prefix of the digest.
+        assert digest.endswith("…")
+        assert sha(IMAGE).removeprefix("sha256:").startswith(digest.removesuffix("…"))
+        assert manifest == digest
+        assert sha(CONFIG).removeprefix("sha256:").startswith(config.removesuffix("…"))
+        assert created.startswith("2026-12-01")
+
+
+async def test_at_80_columns_long_references_fold_and_so_do_long_errors(images):
+    status, lines = await _table(images, LONG_REPO)
+    assert status == 1  # one tag failed
+    *lines, caption = lines  # under the table: what was left out
+    assert lines[0].split() == ["REFERENCE", "PLATFORM", "DIGEST", "ERROR"]
+    # Folded, never cut: every reference is there whole, over one line or more.
+    _, references = _column(lines, "REFERENCE", "PLATFORM")
+    expected = [f"{LONG_REPO}:{tag}" for tag in sorted([*LONG_TAGS, MISSING])]
+    assert references == "".join(expected)
+    width, errors = _column(lines, "ERROR", "")
+    assert width >= 24  # wide enough to read
+    assert "NotFound:" in errors
+    assert errors.endswith("".join(MISSING_MESSAGE.split()))
+    error_lines = [line for line in lines if line[lines[0].index("ERROR") :].strip()]
+    assert len(error_lines) > 3  # folded
+    assert caption.strip() == (
+        "CONFIG, MANIFEST, CREATED left out at this width (--format json has them)"
+    )
