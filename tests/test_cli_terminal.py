@@ -25,6 +25,8 @@ from aiohttp import web
 from support.content import sha
 from support.fakes import DOCKER_V2, FakeServer, Handler, docker_manifest
 
+from aioregistry import RegistryClient
+
 pytestmark = pytest.mark.anyio
 
 FAST = [f"fast{i}" for i in range(5)]
@@ -332,3 +334,98 @@ async def test_at_80_columns_long_references_fold_and_so_do_long_errors(images):
     assert caption.strip() == (
         "CONFIG, MANIFEST, CREATED left out at this width (--format json has them)"
     )
+
+
+# -- arguments and targets -----------------------------------------------------------------
+
+
+def _scan(*args: str) -> tuple[list[dict[str, object]], str]:
+    """A scan's JSON lines (in a pipe) and its one-line summary; it must succeed."""
+    result = subprocess.run(
+        [sys.executable, "-m", "aioregistry", "scan", "--format", "jsonl", *args],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    err = result.stderr.decode()
+    assert result.returncode == 0, err
+    assert err.count("\n") == 1, err
+    return _jsonl_records(result.stdout), err.strip()
+
+
+def _results(records: list[dict[str, object]]) -> list[tuple[object, ...]]:
+    return sorted((r["reference"], r["platform"], r["digest"]) for r in records)
+
+
+def test_options_go_anywhere_between_targets(registry_http):
+    host = registry_http.host
+    multi, single = f"{host}/test/multi:oci", f"{host}/test/single:v1"
+    records, _ = _scan(multi, "--what", "manifest", single, "--platform", "ALL", f"{host}/test/oci")
+    expected, _ = _scan(
+        "--what", "manifest", "--platform", "all", multi, single, f"{host}/test/oci"
+    )
+    assert _results(records) == _results(expected)
+    platforms = sorted(str(r["platform"]) for r in records if r["reference"] == multi)
+    assert platforms == ["linux/amd64", "linux/arm/v7", "linux/arm64/v8"]
+    assert {r["reference"] for r in records} == {multi, single, f"{host}/test/oci:v1"}
+    assert all(r["error"] is None for r in records)
+
+
+def test_unknown_options_are_still_refused():
+    result = subprocess.run(
+        [sys.executable, "-m", "aioregistry", "scan", "127.0.0.1:1/a", "--bogus", "127.0.0.1:1/b"],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert b"unrecognized arguments: --bogus 127.0.0.1:1/b" in result.stderr
+
+
+def test_a_target_given_twice_is_scanned_once(registry_http):
+    host, content = registry_http.host, registry_http.content
+    single = f"{host}/test/single"
+    records, summary = _scan(f"{single}:latest", "--what", "digest", single, f"{single}:v1", single)
+    assert sorted(str(r["tag"]) for r in records) == ["latest", "v1"]
+    assert summary.startswith("aioregistry: 2 results, 0 errors, ")
+
+    digest = content.get("test/single:v1").digest
+    records, summary = _scan(f"{single}@{digest}", f"{single}@{digest}", "--what", "digest")
+    assert [r["digest"] for r in records] == [digest]
+    assert summary.startswith("aioregistry: 1 result, 0 errors, ")
+
+
+async def test_the_library_scans_a_duplicate_target_once(registry_http):
+    host, content = registry_http.host, registry_http.content
+    single = f"{host}/test/single"
+    digest = content.get("test/single:v1").digest
+    targets = [f"{single}:latest", single, f"{single}@{digest}", f"{single}@{digest}", single]
+    async with RegistryClient(use_env_credentials=False) as client:
+        async with client.scan(*targets, what="digest") as scan:
+            references = sorted([r.reference async for r in scan])
+        assert references == sorted([f"{single}:latest", f"{single}:v1", f"{single}@{digest}"])
+        assert scan.total == 3
+        # A repository given and listed by the catalog is listed once.
+        async with client.scan(single, catalog=host, what="digest") as scan:
+            listed = [r.reference async for r in scan if r.repository == single]
+        assert sorted(listed) == [f"{single}:latest", f"{single}:v1"]
+
+
+@pytest.mark.parametrize(
+    ("command", "option", "words"),
+    [
+        ("digest", "-i IMAGE, --image IMAGE", "[REGISTRY/]NAME[:TAG][@DIGEST]"),
+        ("config", "-i IMAGE, --image IMAGE", "[REGISTRY/]NAME[:TAG][@DIGEST]"),
+        ("tags", "-r REPO, --repository REPO", "[REGISTRY/]NAME"),
+        ("token", "-r REPO, --repository REPO", "[REGISTRY/]NAME"),
+    ],
+)
+def test_image_and_repository_options_are_explained(command, option, words):
+    result = subprocess.run(
+        [sys.executable, "-m", "aioregistry", command, "--help"],
+        capture_output=True,
+        timeout=60,
+        check=True,
+    )
+    text = " ".join(result.stdout.decode().split())
+    assert f"{option} the {'image' if '-i' in option else 'repository'}: {words}" in text
