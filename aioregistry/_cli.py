@@ -117,6 +117,13 @@ def _scan_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fail-fast", action="store_true", help="stop at the first tag that fails")
 
 
+_REPO_HELP = "the repository: [REGISTRY/]NAME, e.g. ubuntu or ghcr.io/org/app (default docker.io)"
+_IMAGE_HELP = (
+    "the image: [REGISTRY/]NAME[:TAG][@DIGEST], e.g. nginx:1.27 or ghcr.io/org/app@sha256:... "
+    "(default registry docker.io, default tag latest)"
+)
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="aioregistry",
@@ -135,30 +142,30 @@ def _build_parser() -> argparse.ArgumentParser:
         return p
 
     p = command("token", "print a pull token for a repository")
-    p.add_argument("-r", "--repository", required=True, metavar="REPO")
+    p.add_argument("-r", "--repository", required=True, metavar="REPO", help=_REPO_HELP)
     p = command("tags", 'print {"name": ..., "tags": [...]} with every tag of a repository')
-    p.add_argument("-r", "--repository", required=True, metavar="REPO")
+    p.add_argument("-r", "--repository", required=True, metavar="REPO", help=_REPO_HELP)
     p = command("digest", "print the digest a tag points to (an index's own for multi-arch)")
-    p.add_argument("-i", "--image", required=True, metavar="IMAGE")
+    p.add_argument("-i", "--image", required=True, metavar="IMAGE", help=_IMAGE_HELP)
     p.add_argument(
         "--platform", metavar="OS/ARCH[/VARIANT]", help="digest of this platform's manifest"
     )
     p = command("manifest", "print the image manifest (a multi-arch tag resolves to --platform)")
-    p.add_argument("-i", "--image", required=True, metavar="IMAGE")
+    p.add_argument("-i", "--image", required=True, metavar="IMAGE", help=_IMAGE_HELP)
     p.add_argument("--platform", metavar="OS/ARCH[/VARIANT]", help="default linux/amd64")
     p = command(
         "manifest-list", "print the manifest list / OCI index (the manifest if single-arch)"
     )
-    p.add_argument("-i", "--image", required=True, metavar="IMAGE")
+    p.add_argument("-i", "--image", required=True, metavar="IMAGE", help=_IMAGE_HELP)
     p = command("config", "print the config blob of the image (or plugin)")
-    p.add_argument("-i", "--image", required=True, metavar="IMAGE")
+    p.add_argument("-i", "--image", required=True, metavar="IMAGE", help=_IMAGE_HELP)
     p.add_argument("--platform", metavar="OS/ARCH[/VARIANT]", help="default linux/amd64")
     p = command(
         "ratelimit",
         'print {"limit", "remaining", "window", "source"}: the pull limit the registry announces '
         "(one HEAD, which Docker Hub does not count); nulls when it announces none",
     )
-    p.add_argument("-i", "--image", required=True, metavar="IMAGE")
+    p.add_argument("-i", "--image", required=True, metavar="IMAGE", help=_IMAGE_HELP)
     p = command("scan", "scan every tag of repositories (or given images) at once")
     _scan_arguments(p)
     auth = sub.add_parser("auth", help="check credentials", description="check credentials")
@@ -183,7 +190,15 @@ def _build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status."""
-    args = _build_parser().parse_args(argv)
+    parser = _build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if args.command == "scan" and not any(arg.startswith("-") for arg in extra):
+        # Options between targets (`scan A --what digest B`): argparse gives the targets
+        # (nargs="*") the first run of positionals only, and leaves the later runs over.
+        args.targets += extra
+        extra = []
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     from ._cli_commands import run  # noqa: PLC0415  (the machinery, only once it is needed)
 
     return run(args)

@@ -3,15 +3,25 @@
 ``jsonl`` (the default when stdout is not a terminal) writes one JSON object per result as it
 arrives; ``json`` streams one array; ``table`` (the default on a terminal) shows a table
 once the scan is done. A rich progress bar goes to stderr when stderr is a terminal, and a
-one-line summary always ends the run there.
+one-line summary always ends the run there, after the table.
+
+SIGINT (Ctrl-C) and SIGTERM stop the scan, not the process: what was fetched is still
+written out whole (a JSON array closed, the table of the results so far), the progress bar
+gives the terminal its cursor back, the summary says the scan was interrupted, and the exit
+status is the shell's for the signal (130, 143).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
+
+import anyio
 
 from ._exceptions import TransportError, UsageError
 from ._output import writer
@@ -29,7 +39,11 @@ EXIT_SOME_FAILED = 1
 EXIT_USAGE = 2
 
 
-def _summary(stats: ScanStats) -> str:
+def _count(n: int, one: str, many: str | None = None) -> str:
+    return f"{n} {one if n == 1 else many or one + 's'}"
+
+
+def _summary(stats: ScanStats, interrupted: str | None = None) -> str:
     requests = ", ".join(f"{kind} {n}" for kind, n in sorted(stats.requests.items()))
     peak = max(stats.concurrency.values(), default=0)
     limits = "".join(
@@ -38,10 +52,11 @@ def _summary(stats: ScanStats) -> str:
         if limit.remaining is not None
     )
     return (
-        f"aioregistry: {stats.results} results, {stats.errors} errors, "
-        f"{stats.total_requests} requests ({requests or 'none'}), "
-        f"{stats.tokens_fetched} tokens, {stats.retries} retries, {stats.hedges} hedges, "
-        f"{stats.refused} refused, "
+        f"aioregistry: {f'interrupted ({interrupted}): ' if interrupted else ''}"
+        f"{_count(stats.results, 'result')}, {_count(stats.errors, 'error')}, "
+        f"{_count(stats.total_requests, 'request')} ({requests or 'none'}), "
+        f"{_count(stats.tokens_fetched, 'token')}, {_count(stats.retries, 'retry', 'retries')}, "
+        f"{_count(stats.hedges, 'hedge')}, {stats.refused} refused, "
         f"up to {peak} in flight, {limits}"
         f"{stats.bytes_received / 1e6:.1f} MB, {stats.seconds:.2f} s"
     )
@@ -62,27 +77,59 @@ async def run_scan(args: argparse.Namespace, client: RegistryClient) -> int:
     output = writer(fmt, sys.stdout.buffer, include_manifest=args.what == "manifest")
     unreachable = False
     progress, advance = _progress() if sys.stderr.isatty() else (None, None)
-    try:
-        async with scan:
-            async for result in scan:
-                output.add(result)
-                if not scan.ready:
-                    # A reader downstream sees each result as soon as no other is waiting;
-                    # a burst of results costs one write, not one each.
-                    output.flush()
-                unreachable = unreachable or _is_connection_failure(result)
-                if advance is not None:
-                    advance(scan.total, scan.listed)
-    finally:
-        if progress is not None:
-            progress.stop()
-        print(_summary(scan.stats), file=sys.stderr)  # noqa: T201
-    output.close()
+    with anyio.CancelScope() as scope, _stopped_by_signals(scope) as caught:
+        try:
+            async with scan:
+                async for result in scan:
+                    output.add(result)
+                    if not scan.ready:
+                        # A reader downstream sees each result as soon as no other is waiting;
+                        # a burst of results costs one write, not one each.
+                        output.flush()
+                    unreachable = unreachable or _is_connection_failure(result)
+                    if advance is not None:
+                        advance(scan.total, scan.listed)
+        finally:
+            if progress is not None:
+                progress.stop()
+            # Whatever ended the scan, what it printed is whole (a JSON array closed), and
+            # the table comes before the summary.
+            output.close()
+            interrupted = signal.Signals(caught[0]).name if caught else None
+            print(_summary(scan.stats, interrupted), file=sys.stderr)  # noqa: T201
+    if caught:
+        return 128 + caught[0]  # as the shell reports a process the signal ended
     if unreachable:
         for_error = "a registry could not be reached"
         print(f"aioregistry: error: {for_error}", file=sys.stderr)  # noqa: T201
         return EXIT_USAGE
     return EXIT_SOME_FAILED if scan.stats.errors else EXIT_OK
+
+
+@contextmanager
+def _stopped_by_signals(scope: anyio.CancelScope) -> Iterator[list[int]]:
+    """While in the block, SIGINT and SIGTERM cancel ``scope`` (the scan) instead of ending the
+    process; the list yielded gets the first signal caught. Signals after the first are
+    ignored until the block is left: stopping the scan is prompt (in-flight requests are
+    cancelled), and what has been fetched is then still written out whole."""
+    loop = asyncio.get_running_loop()
+    caught: list[int] = []
+
+    def stop(signum: int) -> None:
+        if not caught:
+            caught.append(signum)
+        scope.cancel()
+
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in previous:
+        loop.add_signal_handler(sig, stop, sig)
+    try:
+        yield caught
+    finally:
+        for sig, handler in previous.items():
+            loop.remove_signal_handler(sig)
+            # asyncio's own Ctrl-C handling again, and the default SIGTERM
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
 
 
 def _is_connection_failure(result: ScanResult) -> bool:

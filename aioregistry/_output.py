@@ -3,13 +3,13 @@
 ``writer(fmt, out)`` gives an object with ``add(result)``, ``flush()`` and ``close()``:
 `JsonLines` writes one JSON object per result as it arrives; `JsonArray` streams one array
 (``[]`` when there was nothing); `Table` keeps the rows and prints an aligned table (rich)
-when closed.
+when closed, fitted to the terminal without cutting a reference (`_fit`).
 """
 
 from __future__ import annotations
 
 import sys
-from typing import IO, TYPE_CHECKING, Protocol
+from typing import IO, TYPE_CHECKING, Literal, Protocol
 
 import orjson
 
@@ -115,8 +115,64 @@ def _row(result: ScanResult) -> tuple[str, ...]:
     )
 
 
+# How each column gives way on a terminal too narrow for the table: REFERENCE, PLATFORM and
+# ERROR fold (every character is still shown), the others are ellipsised ("…" marks the
+# cut), down to the narrowest they get in `_fit`.
+_NAMES = ("REFERENCE", "PLATFORM", "DIGEST", "MANIFEST", "CONFIG", "CREATED", "ERROR")
+_FOLDED = frozenset({"REFERENCE", "PLATFORM", "ERROR"})
+_GAP = 2  # the padding between two columns
+
+
+def _fit(natural: dict[str, int], width: int) -> tuple[dict[str, int], list[str]]:
+    """The widths of the columns (``natural``: each one's widest cell) in a table at most
+    ``width`` cells wide, and the columns left out.
+
+    Each step gives way only as far as needed, in this order: ERROR folds to 30 cells, the
+    digests shorten to 8 ("0123abc…") and CREATED to 11 (its date); CONFIG, MANIFEST and
+    CREATED are left out; the reference folds to 30; ERROR folds to 16, PLATFORM to 8, the
+    reference to 12; then the reference and ERROR fold further, never below their headers.
+    Room left over goes back to ERROR first. The reference and the tag are never cut, only
+    folded: a reference cut short can read as another, real one (``org/team/app:1``).
+    """
+    widths = dict(natural)
+    left_out: list[str] = []
+
+    def excess() -> int:
+        return sum(widths.values()) + _GAP * (len(widths) - 1) - width
+
+    def shrink(names: tuple[str, ...], floor: int) -> None:
+        names = tuple(name for name in names if name in widths)
+        while names and excess() > 0:
+            widest = max(names, key=lambda name: widths[name])
+            if widths[widest] <= max(floor, len(widest)):  # the header stays whole
+                return
+            widths[widest] -= 1  # the widest of the group first: they end up alike
+
+    shrink(("ERROR",), 30)
+    shrink(("DIGEST", "MANIFEST", "CONFIG"), 8)
+    shrink(("CREATED",), 11)
+    for name in ("CONFIG", "MANIFEST", "CREATED"):
+        if excess() > 0 and name in widths:
+            del widths[name]
+            left_out.append(name)
+    for names, floor in (
+        (("REFERENCE",), 30),
+        (("ERROR",), 16),
+        (("PLATFORM",), 8),
+        (("REFERENCE",), 12),
+        (("ERROR",), 8),
+        (("REFERENCE",), 1),
+    ):
+        shrink(names, floor)
+    for name in ("ERROR", "CREATED", "DIGEST", "MANIFEST", "CONFIG"):
+        if name in widths and excess() < 0:
+            widths[name] = min(natural[name], widths[name] - excess())
+    return widths, left_out
+
+
 def _print_table(rows: list[tuple[str, ...]]) -> None:
-    from rich.console import Console  # noqa: PLC0415  (only tables and progress need rich)
+    from rich.cells import cell_len  # noqa: PLC0415  (only tables and progress need rich)
+    from rich.console import Console  # noqa: PLC0415
     from rich.table import Table  # noqa: PLC0415
 
     # One registry (the usual case): name it once in the title, not on every row.
@@ -125,22 +181,33 @@ def _print_table(rows: list[tuple[str, ...]]) -> None:
     if len(registries) == 1:
         title = f"registry {registries.pop()}"
         rows = [(row[0].split("/", 1)[1], *row[1:]) for row in rows]
-    table = Table(box=None, header_style="bold", pad_edge=False, title=title, title_justify="left")
-    names = ["REFERENCE", "PLATFORM", "DIGEST", "MANIFEST", "CONFIG", "CREATED", "ERROR"]
     # Columns with nothing to show (no config fetched, no errors) are left out.
-    keep = [
-        i for i, name in enumerate(names) if i < 2 or any(row[i] not in ("", "-") for row in rows)
-    ]
+    natural = {
+        name: max(cell_len(cell) for cell in [name, *(row[i] for row in rows)])
+        for i, name in enumerate(_NAMES)
+        if i < 2 or any(row[i] not in ("", "-") for row in rows)
+    }
+    # On a terminal the table fits its width; into a file or pipe, rows are never wrapped.
+    console = Console(file=sys.stdout, width=None if sys.stdout.isatty() else 100_000)
+    widths, left_out = _fit(natural, console.width)
+    caption = None
+    if left_out:
+        caption = f"{', '.join(left_out)} left out at this width (--format json has them)"
+    table = Table(
+        box=None,
+        header_style="bold",
+        pad_edge=False,
+        title=title,
+        title_justify="left",
+        caption=caption,
+        caption_justify="left",
+    )
+    keep = [i for i, name in enumerate(_NAMES) if name in widths]
     for i in keep:
-        name = names[i]
-        if name == "REFERENCE":
-            table.add_column(name, no_wrap=True, overflow="fold", ratio=3)
-        elif name == "ERROR":
-            table.add_column(name, overflow="fold", ratio=2, min_width=30)
-        else:
-            table.add_column(name, no_wrap=True, min_width=len(rows[0][i]) if rows else 0)
+        name = _NAMES[i]
+        folded = name in _FOLDED
+        overflow: Literal["fold", "ellipsis"] = "fold" if folded else "ellipsis"
+        table.add_column(name, width=widths[name], no_wrap=not folded, overflow=overflow)
     for row in sorted(rows):
         table.add_row(*(row[i] for i in keep), style="red" if row[-1] else None)
-    # On a terminal rich fits the table to its width; into a file or pipe, never wrap rows.
-    width = None if sys.stdout.isatty() else 100_000
-    Console(file=sys.stdout, width=width).print(table)
+    console.print(table)

@@ -13,7 +13,9 @@ number in flight (`_limiter`); an explicit ``concurrency`` fixes the most it may
 worker does for one tag is `_scan_tag.TagScanner`'s: nothing is fetched twice (index
 children, image manifests and configs are memoised by digest), tokens come from the client's
 cache, and a digest scan uses ``HEAD``. Everything the scan's tasks send is counted in its
-own `ScanStats`.
+own `ScanStats`. Each tag is scanned once however often the targets name it: a target given
+twice, a tag given as an image and listed by its repository (``R/x:latest`` and ``R/x``), a
+repository given and listed by the catalog.
 
 The work runs in a task of its own, so the scan can be cancelled from wherever the iterator
 is closed: breaking out of ``async for`` (the generator is finalised at once), ``aclose()``,
@@ -96,6 +98,7 @@ class Pipeline:
         if resolve not in ("auto", "get", "head"):
             raise UsageError(f"invalid resolve {resolve!r}: expected auto, get or head")
         self._repos, self._images = _split_targets(targets)
+        self._given = frozenset(self._images)
         self._catalog = None
         if catalog is not None:
             self._catalog = parse_registry(catalog)
@@ -112,8 +115,8 @@ class Pipeline:
         else:
             initial = self._ceiling = concurrency
         self._initial = initial
-        wanted: Platform | None = None  # "all": every image platform of an index
-        if platform != "all":
+        wanted: Platform | None = None  # "all" (or "ALL"): every image platform of an index
+        if not (isinstance(platform, str) and platform.lower() == "all"):
             wanted = DEFAULT_PLATFORM if platform is None else as_platform(platform)
         self._tags = TagScanner(
             sessions,
@@ -237,6 +240,7 @@ class Pipeline:
                     except RegistryError as exc:
                         await results.send(ScanResult(where, where, None, error=ScanError.of(exc)))
                         names = []
+                    named = set(self._repos)
                     for name in names:
                         try:
                             repo = Repository(self._catalog, name)
@@ -245,6 +249,9 @@ class Pipeline:
                                 ScanResult(where, where, None, error=ScanError.of(exc))
                             )
                             continue
+                        if repo in named:
+                            continue  # given as a target too (or listed twice): listed once
+                        named.add(repo)
                         tg.start_soon(self._list, repo, listing, jobs.clone(), results.clone())
             self.listed = True
 
@@ -265,9 +272,12 @@ class Pipeline:
             except RegistryError as exc:
                 await results.send(_listing_error(repo, exc))
                 return
-            self.total += len(tags)
-            for tag in tags:
-                await jobs.send(_Job(Reference(repo, tag, None)))
+            # A tag also given as an image (`R/x` and `R/x:latest`) is scanned once.
+            refs = [Reference(repo, tag, None) for tag in dict.fromkeys(tags)]
+            refs = [ref for ref in refs if ref not in self._given]
+            self.total += len(refs)
+            for ref in refs:
+                await jobs.send(_Job(ref))
 
     async def _work(
         self, jobs: MemoryObjectReceiveStream[_Job], results: MemoryObjectSendStream[ScanResult]
@@ -361,18 +371,19 @@ class Scan:
 def _split_targets(
     targets: Sequence[str | Repository | Reference],
 ) -> tuple[list[Repository], list[Reference]]:
-    repos: list[Repository] = []
-    images: list[Reference] = []
+    """The repositories and images ``targets`` name, each once, in the order given."""
+    repos: dict[Repository, None] = {}
+    images: dict[Reference, None] = {}
     for target in targets:
         if isinstance(target, Reference):
-            images.append(target)
+            images[target] = None
         elif isinstance(target, Repository):
-            repos.append(target)
+            repos[target] = None
         elif is_image_reference(target):
-            images.append(parse_reference(target))
+            images[parse_reference(target)] = None
         else:
-            repos.append(parse_repository(target))
-    return repos, images
+            repos[parse_repository(target)] = None
+    return list(repos), list(images)
 
 
 def _error_result(ref: Reference, exc: RegistryError) -> ScanResult:

@@ -48,9 +48,9 @@ PYTHON = sys.executable
 REPOSITORY = "bench/many"
 BURST = (1, 8)  # a 503 comes alone or starts a run of up to 8 consecutive 503 answers
 RPS = 300
-RETRIES = re.compile(r"^aioregistry: \d+ results, .*, (\d+) retries, ", re.MULTILINE)
-PEAK = re.compile(r"^aioregistry: \d+ results, .*, up to (\d+) in flight,", re.MULTILINE)
-WORK = re.compile(r"^aioregistry: \d+ results, .*, ([0-9.]+) s$", re.MULTILINE)
+RETRIES = re.compile(r"^aioregistry: \d+ results?, .*, (\d+) retr(?:y|ies), ", re.MULTILINE)
+PEAK = re.compile(r"^aioregistry: \d+ results?, .*, up to (\d+) in flight,", re.MULTILINE)
+WORK = re.compile(r"^aioregistry: \d+ results?, .*, ([0-9.]+) s$", re.MULTILINE)
 SCAN_TIMEOUT = 600.0
 
 

@@ -38,8 +38,8 @@ sys.path[:0] = [str(HERE), str(HERE / "peers")]
 from env import BenchEnv, Expected, bench_env  # noqa: E402
 
 PYTHON = sys.executable
-SUMMARY = re.compile(r"^aioregistry: \d+ results, .*, ([0-9.]+) s$", re.MULTILINE)
-PEAK = re.compile(r"^aioregistry: \d+ results, .*, up to (\d+) in flight,", re.MULTILINE)
+SUMMARY = re.compile(r"^aioregistry: \d+ results?, .*, ([0-9.]+) s$", re.MULTILINE)
+PEAK = re.compile(r"^aioregistry: \d+ results?, .*, up to (\d+) in flight,", re.MULTILINE)
 TIME = "/usr/bin/time"
 
 

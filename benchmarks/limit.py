@@ -515,8 +515,8 @@ def _best(passes: Sequence[LimitResult]) -> LimitResult:
 # -- the comparison with aioregistry scan --------------------------------------------------
 
 _SUMMARY = re.compile(
-    r"aioregistry: (\d+) results, (\d+) errors, (\d+) requests \(([^)]*)\), (\d+) tokens, "
-    r"(\d+) retries, (?:up to \d+ in flight, )?[\d.]+ MB, ([\d.]+) s"
+    r"aioregistry: (\d+) results?, (\d+) errors?, (\d+) requests? \(([^)]*)\), (\d+) tokens?, "
+    r"(\d+) retr(?:y|ies), (?:up to \d+ in flight, )?[\d.]+ MB, ([\d.]+) s"
 )
 
 

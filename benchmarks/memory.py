@@ -89,7 +89,7 @@ WHATS: tuple[str, ...] = ("tags", "digest", "config")
 DISTINCT = 500
 TIME_BINARY = "/usr/bin/time"
 SOURCE_REPOSITORY = "test/many"
-_SUMMARY = re.compile(r"aioregistry: (\d+) results, (\d+) errors, (\d+) requests")
+_SUMMARY = re.compile(r"aioregistry: (\d+) results?, (\d+) errors?, (\d+) requests?")
 
 
 @dataclass(frozen=True)
