@@ -33,6 +33,7 @@ from aioregistry import (
     RegistryClient,
     UsageError,
 )
+from aioregistry._transport import _HEDGES
 
 pytestmark = pytest.mark.anyio
 
@@ -118,10 +119,11 @@ def _served(registry: RegistryProcess, mark: int, at_least: int) -> list[dict]:
 
 
 def _each_once(counts: Counter, keys, hedges: int) -> None:
-    """Each of ``keys`` asked for once, or twice where a late answer was hedged (a duplicate
-    of a request in flight, never a second fetch of something already had)."""
+    """Each of ``keys`` asked for once, or more where a late answer was hedged (a duplicate
+    of a request in flight, and one more if that is late too: `_transport._HEDGES`; never a
+    second fetch of something already had)."""
     assert set(counts) == set(keys)
-    assert all(n in (1, 2) for n in counts.values()), counts.most_common(3)
+    assert all(1 <= n <= 1 + _HEDGES for n in counts.values()), counts.most_common(3)
     assert sum(counts.values()) - len(counts) <= hedges, (counts.most_common(3), hedges)
 
 
