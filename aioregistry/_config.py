@@ -9,10 +9,17 @@ __all__ = ["DEFAULT_LIMITS", "DEFAULT_RETRIES", "DEFAULT_TIMEOUTS", "Limits", "R
 
 @dataclass(frozen=True, slots=True)
 class Timeouts:
-    """Deadlines in seconds: ``connect`` (incl. TLS), ``read`` (between bytes), ``total``."""
+    """Deadlines of one try, in seconds: ``connect`` (TLS included), ``read`` (each wait for
+    the registry's bytes, the first answer's included), ``total`` (the whole try).
 
-    connect: float = 10.0
-    read: float = 60.0
+    A try that times out is retried like a lost connection (`Retries`), so a registry that
+    accepts connections and never answers fails after about ``attempts`` x the deadline
+    plus the backoff: 4 x 7 s and at most 1.75 s of backoff, under 30 s, by default. The
+    CLI's ``--timeout N`` sets ``connect`` and ``read`` to N.
+    """
+
+    connect: float = 7.0
+    read: float = 7.0
     total: float | None = 300.0
 
 

@@ -13,7 +13,7 @@ OS errors are translated into it in exactly one place (`_transport.Transport.sen
     ├── TransportError              the request did not get an HTTP answer
     │   ├── ConnectError            refused, unreachable, name resolution failed
     │   ├── TLSError                certificate not trusted, hostname mismatch, not TLS
-    │   └── RequestTimeout          connect or read deadline passed
+    │   └── RequestTimeout          connect or read deadline passed (how long, how many tries)
     ├── ResponseError               the registry answered with an error status
     │   ├── Unauthorized            401 after authenticating (wrong or missing credentials)
     │   ├── Forbidden               403
@@ -106,7 +106,19 @@ class TLSError(TransportError):
 
 
 class RequestTimeout(TransportError):
-    """A connect or read deadline passed."""
+    """A connect or read deadline passed, on every try.
+
+    ``timeout`` is the deadline that passed (seconds, per try: `Timeouts`), None when
+    unknown; ``tries`` how many tries were made. The message says both: ``GET URL timed out
+    after 7 s (4 tries)``.
+    """
+
+    def __init__(
+        self, message: str, *, url: str | None = None, timeout: float | None = None, tries: int = 1
+    ) -> None:
+        super().__init__(message, url=url)
+        self.timeout = timeout
+        self.tries = tries
 
 
 @dataclass(frozen=True)

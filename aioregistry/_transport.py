@@ -226,9 +226,13 @@ class Transport:
             except (ConnectError, RequestTimeout) as exc:
                 retryable = isinstance(exc, RequestTimeout) or exc.retryable
                 wait = self._backoff(attempt)
-                if last or not retryable:
-                    raise
-                if not await self._may_retry(pacer, started, wait, costly=True):
+                if (
+                    last
+                    or not retryable
+                    or not await self._may_retry(pacer, started, wait, costly=True)
+                ):
+                    if isinstance(exc, RequestTimeout) and tries > 1:
+                        raise _timed_out(method, exc.url, exc.timeout, tries) from exc.__cause__
                     raise
             else:
                 if resp.status not in RETRY_STATUSES:
@@ -351,6 +355,14 @@ class Transport:
             )
         return pacer
 
+    def _deadline(self, exc: BaseException) -> float | None:
+        """The deadline (seconds) whose passing raised ``exc``."""
+        if isinstance(exc, aiohttp.ConnectionTimeoutError):
+            return self._timeout.sock_connect
+        if isinstance(exc, aiohttp.SocketTimeoutError):
+            return self._timeout.sock_read
+        return self._timeout.total
+
     def _backoff(self, attempt: int) -> float:
         ceiling = min(self._retries.max_wait, self._retries.backoff * 2 ** (attempt - 1))
         return random.uniform(0, ceiling)  # noqa: S311  (jitter, not cryptography)
@@ -397,7 +409,7 @@ class Transport:
         except (aiohttp.ClientSSLError, ssl.SSLError) as exc:
             raise TLSError(f"TLS handshake with {_origin(url)} failed: {exc}", url=shown) from exc
         except (asyncio.TimeoutError, aiohttp.ServerTimeoutError) as exc:
-            raise RequestTimeout(f"{method} {shown} timed out", url=shown) from exc
+            raise _timed_out(method, shown, self._deadline(exc), 1) from exc
         except aiohttp.ClientConnectorError as exc:
             raise ConnectError(
                 f"cannot connect to {_origin(url)}: {exc.os_error}", url=shown
@@ -524,6 +536,17 @@ def _connection_timing() -> aiohttp.TraceConfig:
     config.on_connection_queued_start.append(waits)
     config.on_connection_queued_end.append(has_it)
     return config
+
+
+def _timed_out(method: str, shown: str | None, timeout: float | None, tries: int) -> RequestTimeout:
+    """The error of a request whose last try timed out: how long (per try), after how many."""
+    after = "" if timeout is None else f" after {timeout:g} s"
+    return RequestTimeout(
+        f"{method} {shown} timed out{after} ({tries} {'try' if tries == 1 else 'tries'})",
+        url=shown,
+        timeout=timeout,
+        tries=tries,
+    )
 
 
 def _origin(url: str | URL) -> str:
