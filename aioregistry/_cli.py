@@ -39,6 +39,15 @@ def _common(parser: argparse.ArgumentParser) -> None:
         "--debug", action="store_true", help="show a traceback when something goes wrong"
     )
     parser.add_argument(
+        "--timeout",
+        type=_seconds,
+        metavar="SECONDS",
+        # The default is _config's Timeouts(), written out so that the parser needs no
+        # machinery (tests/test_cli_errors.py holds them equal).
+        help="how long one try of a request waits for the connection (TLS included) and for "
+        "each of the registry's answers (default 7); a request is tried up to 4 times",
+    )
+    parser.add_argument(
         "-u",
         "--username",
         metavar="USER",
@@ -69,6 +78,16 @@ def _rate(text: str) -> float:
         value = 0.0
     if not 0 < value < float("inf"):
         raise argparse.ArgumentTypeError(f"invalid rate {text!r}: expected a number > 0")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"invalid timeout {text!r}: expected seconds > 0")
     return value
 
 

@@ -10,7 +10,9 @@ are JSON. Errors are one line on stderr (a traceback only with ``--debug``).
 Exit status: 0 success; 1 the registry answered with an error or with content we reject, or
 this machine's credential store failed (a broken config file, a credential helper missing,
 hanging or failing); 2 bad usage or no answer at all (connection, TLS, timeout); 130
-interrupted.
+interrupted; 141 the reader of stdout went away (``| head``), as for a tool that a closed
+pipe's SIGPIPE ends: the command stops at once and quietly. ``--debug`` prints the
+traceback before the one-line error and keeps the status.
 """
 
 from __future__ import annotations
@@ -18,14 +20,15 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import traceback
 from collections.abc import Awaitable, Callable
 
 import anyio
 import orjson
 
-from ._cli_scan import EXIT_OK, EXIT_USAGE, run_scan
+from ._cli_scan import EXIT_OK, EXIT_PIPE, EXIT_USAGE, run_scan
 from ._client import RegistryClient
-from ._config import Limits
+from ._config import DEFAULT_TIMEOUTS, Limits, Timeouts
 from ._credentials import Credentials
 from ._exceptions import RegistryError, TransportError, UsageError
 from ._references import parse_reference, parse_repository
@@ -63,6 +66,11 @@ def _explicit_credentials(args: argparse.Namespace) -> Credentials | None:
     return Credentials(args.username, password)
 
 
+def _timeouts(seconds: float | None) -> Timeouts:
+    """``--timeout``: the deadline of a try's connection and of each wait for the answer."""
+    return DEFAULT_TIMEOUTS if seconds is None else Timeouts(connect=seconds, read=seconds)
+
+
 async def _run(args: argparse.Namespace) -> int:
     repo_type: RepoType = args.repo_type
     async with RegistryClient(
@@ -71,6 +79,7 @@ async def _run(args: argparse.Namespace) -> int:
         ca_file=args.ca_file,
         plain_http=args.plain_http,
         limits=Limits(requests_per_second=getattr(args, "max_rps", None)),
+        timeouts=_timeouts(args.timeout),
     ) as client:
         command = args.command
         if command == "scan":
@@ -125,21 +134,26 @@ def run(args: argparse.Namespace) -> int:
         status = anyio.run(runner, backend="asyncio")
     except RegistryError as exc:
         if debug:
-            raise
+            traceback.print_exc()
         print(f"aioregistry: error: {exc}", file=sys.stderr)  # noqa: T201
         return _exit_code(exc)
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     except BrokenPipeError:
-        # The reader went away (e.g. `| head`): not an error worth a traceback.
+        # The reader went away (e.g. `| head`): no error, and nothing more to write. Later
+        # writes (the interpreter's last flush of stdout) go nowhere instead of failing.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_ERROR
-    except Exception as exc:  # a bug of ours: still one line, unless asked for the traceback
+        return EXIT_PIPE
+    except Exception as exc:  # noqa: BLE001  (a bug of ours: one line, after any traceback)
         if debug:
-            raise
+            traceback.print_exc()
+        hint = (
+            "please report it"
+            if debug
+            else "run with --debug for the traceback, and please report it"
+        )
         print(  # noqa: T201
-            f"aioregistry: internal error: {type(exc).__name__}: {exc} "
-            "(run with --debug for the traceback, and please report it)",
+            f"aioregistry: internal error: {type(exc).__name__}: {exc} ({hint})",
             file=sys.stderr,
         )
         return EXIT_ERROR

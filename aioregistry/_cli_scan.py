@@ -3,7 +3,8 @@
 ``jsonl`` (the default when stdout is not a terminal) writes one JSON object per result as it
 arrives; ``json`` streams one array; ``table`` (the default on a terminal) shows a table
 once the scan is done. A rich progress bar goes to stderr when stderr is a terminal, and a
-one-line summary always ends the run there, after the table.
+one-line summary always ends the run there, after the table, unless stdout's reader went away
+(``| head``): then the scan stops at once and quietly (exit 141, `_cli_commands`).
 
 SIGINT (Ctrl-C) and SIGTERM stop the scan, not the process: what was fetched is still
 written out whole (a JSON array closed, the table of the results so far), the progress bar
@@ -17,26 +18,28 @@ import argparse
 import asyncio
 import signal
 import sys
+import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from ._exceptions import TransportError, UsageError
+from ._exceptions import TransportError
 from ._output import writer
 
 if TYPE_CHECKING:
     from ._client import RegistryClient
-    from ._scan_results import ScanResult, ScanStats
+    from ._scan_results import ScanError, ScanResult, ScanStats
 
-__all__ = ["EXIT_OK", "EXIT_SOME_FAILED", "EXIT_USAGE", "run_scan"]
+__all__ = ["EXIT_OK", "EXIT_PIPE", "EXIT_SOME_FAILED", "EXIT_USAGE", "run_scan"]
 
 # Exit statuses shared with the other subcommands (_cli_commands.py adds 1 for a registry's
 # refusal and 130 for Ctrl-C).
 EXIT_OK = 0
 EXIT_SOME_FAILED = 1
 EXIT_USAGE = 2
+EXIT_PIPE = 141  # stdout's reader went away: 128 + SIGPIPE, as a shell reports `yes | head`
 
 
 def _count(n: int, one: str, many: str | None = None) -> str:
@@ -75,8 +78,10 @@ async def run_scan(args: argparse.Namespace, client: RegistryClient) -> int:
         repo_type=args.repo_type,
     )
     output = writer(fmt, sys.stdout.buffer, include_manifest=args.what == "manifest")
-    unreachable = False
+    unreached: dict[str, ScanError] = {}  # registry -> why, until one of its answers came
+    answered: set[str] = set()
     progress, advance = _progress() if sys.stderr.isatty() else (None, None)
+    closed = False
     with anyio.CancelScope() as scope, _stopped_by_signals(scope) as caught:
         try:
             async with scan:
@@ -86,22 +91,36 @@ async def run_scan(args: argparse.Namespace, client: RegistryClient) -> int:
                         # A reader downstream sees each result as soon as no other is waiting;
                         # a burst of results costs one write, not one each.
                         output.flush()
-                    unreachable = unreachable or _is_connection_failure(result)
+                    registry = result.repository.split("/", 1)[0]
+                    failure = _connection_failure(result)
+                    if failure is None:
+                        answered.add(registry)
+                    else:
+                        unreached.setdefault(registry, failure)
                     if advance is not None:
                         advance(scan.total, scan.listed)
+        except BrokenPipeError:
+            closed = True  # not a failed tag: the scan is over (its requests cancelled), quietly
+            raise
         finally:
             if progress is not None:
                 progress.stop()
-            # Whatever ended the scan, what it printed is whole (a JSON array closed), and
-            # the table comes before the summary.
-            output.close()
-            interrupted = signal.Signals(caught[0]).name if caught else None
-            print(_summary(scan.stats, interrupted), file=sys.stderr)  # noqa: T201
+            if not closed:
+                # Whatever else ended the scan, what it printed is whole (a JSON array
+                # closed), and the table comes before the summary.
+                output.close()
+                interrupted = signal.Signals(caught[0]).name if caught else None
+                print(_summary(scan.stats, interrupted), file=sys.stderr)  # noqa: T201
     if caught:
         return 128 + caught[0]  # as the shell reports a process the signal ended
-    if unreachable:
-        for_error = "a registry could not be reached"
-        print(f"aioregistry: error: {for_error}", file=sys.stderr)  # noqa: T201
+    down = [(name, error) for name, error in unreached.items() if name not in answered]
+    if down:
+        name, error = down[0]
+        if args.debug:
+            traceback.print_exception(error.exception)
+        more = f" (and {len(down) - 1} more registries)" if len(down) > 1 else ""
+        message = f"{name} could not be reached{more}: {error.message}"
+        print(f"aioregistry: error: {message}", file=sys.stderr)  # noqa: T201
         return EXIT_USAGE
     return EXIT_SOME_FAILED if scan.stats.errors else EXIT_OK
 
@@ -132,13 +151,12 @@ def _stopped_by_signals(scope: anyio.CancelScope) -> Iterator[list[int]]:
             signal.signal(sig, signal.SIG_DFL if handler is None else handler)
 
 
-def _is_connection_failure(result: ScanResult) -> bool:
-    """A repository that could not even be listed for want of a connection (exit 2)."""
-    return (
-        result.tag is None
-        and result.error is not None
-        and isinstance(result.error.exception, (TransportError, UsageError))
-    )
+def _connection_failure(result: ScanResult) -> ScanError | None:
+    """The error of a tag or a repository that failed for want of an answer (connection, TLS,
+    timeout): exit 2 when none of its registry's requests got one (a tag that timed out in a
+    scan of a registry that answers the others is a failed tag: exit 1)."""
+    error = result.error
+    return error if error is not None and isinstance(error.exception, TransportError) else None
 
 
 def _progress() -> tuple[Any, Callable[[int, bool], None]]:
