@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable
 import anyio
 import orjson
 
+from ._cli_hints import check_image, check_repository
 from ._cli_scan import EXIT_OK, EXIT_PIPE, EXIT_USAGE, run_scan
 from ._client import RegistryClient
 from ._config import DEFAULT_TIMEOUTS, Limits, Timeouts
@@ -89,32 +90,32 @@ async def _run(args: argparse.Namespace) -> int:
             _line(await client.verify_credentials(args.registry))
             return EXIT_OK
         if command == "token":
-            repo = parse_repository(args.repository)
+            repo = parse_repository(check_repository(args.repository))
             token = await client.get_token(repo, repo_type=repo_type)
             _line(token.value)  # the user asked for the token: printing it is the point
         elif command == "tags":
-            repo = parse_repository(args.repository)
+            repo = parse_repository(check_repository(args.repository))
             tags = await client.list_tags(repo, repo_type=repo_type)
             _write(orjson.dumps({"name": repo.path, "tags": tags}) + b"\n")
         elif command == "catalog":
             repos = await client.catalog(args.registry)
             _write(orjson.dumps({"repositories": repos}) + b"\n")
         elif command == "digest":
-            ref = parse_reference(args.image)
+            ref = parse_reference(check_image(args.image))
             _line(await client.get_digest(ref, platform=args.platform, repo_type=repo_type))
         elif command == "manifest":
-            ref = parse_reference(args.image)
+            ref = parse_reference(check_image(args.image))
             manifest = await client.get_manifest(ref, platform=args.platform, repo_type=repo_type)
             _write(manifest.raw)
         elif command == "manifest-list":
-            ref = parse_reference(args.image)
+            ref = parse_reference(check_image(args.image))
             _write((await client.get_manifest_list(ref, repo_type=repo_type)).raw)
         elif command == "config":
-            ref = parse_reference(args.image)
+            ref = parse_reference(check_image(args.image))
             config = await client.get_config(ref, platform=args.platform, repo_type=repo_type)
             _write(config.raw)
         elif command == "ratelimit":
-            ref = parse_reference(args.image)
+            ref = parse_reference(check_image(args.image))
             limit = await client.get_rate_limit(ref, repo_type=repo_type)
             _write(orjson.dumps(limit.as_dict()) + b"\n")
         else:  # pragma: no cover - argparse only lets known commands through

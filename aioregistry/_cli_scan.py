@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from ._cli_hints import check_scan_target
 from ._exceptions import TransportError
 from ._output import writer
 
@@ -69,7 +70,7 @@ async def run_scan(args: argparse.Namespace, client: RegistryClient) -> int:
     """Run the scan the arguments describe; returns the exit status."""
     fmt = args.format or ("table" if sys.stdout.isatty() else "jsonl")
     scan = client.scan(
-        *args.targets,
+        *map(check_scan_target, args.targets),
         catalog=args.catalog,
         what=args.what,
         platform=args.platform,

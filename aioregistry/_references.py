@@ -195,6 +195,7 @@ def parse_registry(text: str) -> str:
     A word that could only be a repository path component (no ``.``, no ``:``, not
     ``localhost``) is not a registry host: `InvalidReference`, rather than Docker Hub.
     """
+    _check_scheme(text, _failer(text, "registry"), "registry")
     host = parse_repository(f"{text}/x").registry
     if host == DOCKER_HUB_REGISTRY and text.lower() not in _DOCKER_HUB_ALIASES:
         raise InvalidReference(
@@ -281,6 +282,18 @@ def _strip_port(host: str) -> str | None:
     return host  # a name without a port, or an unbracketed IPv6 literal
 
 
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")  # "://" is in no reference: a URL
+
+
+def _check_scheme(text: str, fail: _Fail, what: str) -> None:
+    """A URL where a reference or a registry belongs: the hint is to drop the scheme."""
+    scheme = _SCHEME.match(text)
+    if scheme is None:
+        return
+    how = {"http": "; --plain-http talks plain HTTP", "https": "; HTTPS is the default"}
+    fail(f"drop the {_quote(scheme[0])} (a {what} has no scheme{how.get(scheme[1].lower(), '')})")
+
+
 def _quote(text: str) -> str:
     """Double-quote ``text`` with escapes, as Go's %q would; very long text is shortened."""
     if len(text) > _QUOTE_MAX:
@@ -301,6 +314,7 @@ def _split_reference(text: str, fail: _Fail) -> tuple[str, str | None, str | Non
     """Split ``text`` into name, tag and digest, checking the tag and digest."""
     if not text:
         raise InvalidReference("empty reference")
+    _check_scheme(text, fail, "reference")
     if text != text.strip():
         fail("leading or trailing whitespace")
     name, at, digest_text = text.partition("@")

@@ -1,5 +1,5 @@
 """Exit statuses and errors of the CLI as people meet them: a registry that is not there or
-never answers, ``--debug``, and a reader that goes away (``| head``).
+never answers, ``--debug``, a reader that goes away (``| head``), and near-miss input.
 
 The CLI runs in a subprocess (``python -m aioregistry``); the registries are the real one of
 the fixtures, a closed port, and in-process TCP servers that accept connections and never
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import socket
 import ssl
 import subprocess
@@ -24,6 +25,8 @@ from support.registry import RegistryProcess, free_port
 
 from aioregistry import RegistryClient, RequestTimeout, Retries, Timeouts
 from aioregistry._config import DEFAULT_RETRIES, DEFAULT_TIMEOUTS
+from aioregistry._exceptions import InvalidReference
+from aioregistry._references import parse_reference, parse_registry, parse_repository
 
 EXIT_PIPE = 141
 TRY = 0.3  # --timeout of the never-answering tests: 4 tries and their backoff stay under 3 s
@@ -313,3 +316,60 @@ def test_a_bad_timeout_is_a_usage_error(value):
     result = run("tags", "-r", "127.0.0.1:1/x", "--timeout", value)
     assert result.returncode == 2
     assert f"invalid timeout '{value}'".encode() in result.stderr
+
+
+# -- near misses ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "hint"),
+    [
+        (("digest", "-i", "http://127.0.0.1:5000/x:1"), 'drop the "http://"'),
+        (("tags", "-r", "https://registry.example.com/team/app"), 'drop the "https://"'),
+        (("scan", "docker://ubuntu"), 'drop the "docker://"'),
+        (("catalog", "-r", "http://127.0.0.1:5000"), 'drop the "http://"'),
+        (("tags", "-r", "127.0.0.1:5000"), "`aioregistry catalog -r 127.0.0.1:5000`"),
+        (("token", "-r", "localhost:5000"), "`aioregistry catalog -r localhost:5000`"),
+        (("scan", "127.0.0.1:5000"), "`aioregistry scan --catalog 127.0.0.1:5000`"),
+        (("scan", "registry.example.com:443"), "--catalog registry.example.com:443"),
+        (("digest", "-i", "localhost:5000"), "name an image in it as localhost:5000/REPO:TAG"),
+    ],
+)
+def test_near_misses_get_a_hint_and_no_request(args, hint):
+    # Offline: were the hint missing, `scan 127.0.0.1:5000` would ask Docker Hub.
+    line = one_error_line(run(*args, offline=True), 2)
+    assert hint in line
+    assert "cannot connect" not in line
+
+
+def test_a_name_with_a_numeric_tag_is_still_an_image():
+    # ubuntu:2404 is library/ubuntu's tag 2404, not a registry: no hint, Docker Hub is asked.
+    line = one_error_line(run("scan", "ubuntu:2404", offline=True), 2)
+    assert "registry-1.docker.io could not be reached" in line
+
+
+@pytest.mark.parametrize(
+    ("parse", "text", "message"),
+    [
+        (
+            parse_reference,
+            "http://127.0.0.1:5000/x:1",
+            'invalid reference "http://127.0.0.1:5000/x:1": drop the "http://" '
+            "(a reference has no scheme; --plain-http talks plain HTTP)",
+        ),
+        (
+            parse_repository,
+            "HTTPS://ghcr.io/x",
+            'invalid reference "HTTPS://ghcr.io/x": drop the "HTTPS://" '
+            "(a reference has no scheme; HTTPS is the default)",
+        ),
+        (
+            parse_registry,
+            "oci://localhost:5000",
+            'invalid registry "oci://localhost:5000": drop the "oci://" (a registry has no scheme)',
+        ),
+    ],
+)
+def test_the_library_names_a_url_given_for_a_reference(parse, text, message):
+    with pytest.raises(InvalidReference, match=f"^{re.escape(message)}$"):
+        parse(text)
