@@ -45,6 +45,7 @@ USER_AGENT = f"aioregistry/{__version__}"
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 THROTTLE_STATUSES = frozenset({429, 503})  # the host turned the request away
 _HEDGES = 2  # duplicates of one late request at most
+_NO_CEIL = float("inf")  # aiohttp's ceil_threshold that rounds no deadline up
 _UNKNOWN_DELAY = 0.1  # how often a request sent before the hedging delay was known looks again
 
 
@@ -100,8 +101,13 @@ class Transport:
         self._retries = retries
         self.meter = meter or Meter()
         self._ssl = _ssl_context(insecure=insecure, ca_file=ca_file)
+        # No rounding up: aiohttp moves a deadline above 5 s to the next whole second of its
+        # clock, and a try of "7 s" would wait up to 8.
         self._timeout = aiohttp.ClientTimeout(
-            total=timeouts.total, sock_connect=timeouts.connect, sock_read=timeouts.read
+            total=timeouts.total,
+            sock_connect=timeouts.connect,
+            sock_read=timeouts.read,
+            ceil_threshold=_NO_CEIL,
         )
         self._limits = limits
         self._pacers: dict[str, HostPacer] = {}
@@ -119,6 +125,7 @@ class Transport:
                 limit=self._limits.max_connections,
                 limit_per_host=self._limits.per_host,
                 ssl=self._ssl,
+                timeout_ceil_threshold=_NO_CEIL,
             )
             self._session = aiohttp.ClientSession(
                 connector=connector,
