@@ -200,8 +200,11 @@ async def test_many_concurrent_calls_share_the_client(client, reg):
         for tag in many:
             tg.start_soon(one, tag)
     assert results == {tag: image.digest for tag, image in many.items()}
-    # The host is pinged (over HTTPS, refused, then HTTP), then a digest costs one HEAD.
-    assert client.stats.requests == {"ping": 2, "manifest-head": len(many)}
+    # The host is pinged (over HTTPS, refused, then HTTP), then a digest costs one HEAD, and
+    # one more where its answer was late and hedged (a loaded machine makes some late).
+    hedges = client.stats.hedges
+    assert hedges <= 0.05 * len(many) + 20  # the hedging budget
+    assert client.stats.requests == {"ping": 2, "manifest-head": len(many) + hedges}
 
 
 async def test_client_cannot_be_reopened_or_used_closed():
