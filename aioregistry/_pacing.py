@@ -5,8 +5,9 @@ that host and what it owes it:
 
 - **Throttling answers** (429, or a 503 with ``Retry-After``) are evidence that the host is
   over its rate: `throttled` cuts the request rate to just under the rate the host admitted
-  over the last second, then lets it grow back: along a cubic curve (as TCP CUBIC and the
-  AWS SDKs' adaptive mode) back to that rate within a second, most of the way within half of
+  over the last second (after a ``Retry-After``, counted from the first answer since the
+  sending got busy, the requests in flight with it at the first cut), then lets it grow
+  back: along a cubic curve (as TCP CUBIC and the AWS SDKs' adaptive mode) back to that rate within a second, most of the way within half of
   it, then doubling every half second, and the cap is dropped at four times that rate. One
   cut per round trip: the answers to requests sent before the cut carry the same news. A
   ``Retry-After`` is for the request that got it; the whole host pauses only when it admits
@@ -48,6 +49,7 @@ _REGAIN = 1.0  # seconds the cubic curve takes back to the admitted rate
 _DOUBLING = 0.5  # seconds in which the rate doubles beyond it
 _DROP = 4.0  # the adaptive cap is dropped once it reaches this multiple of that rate
 _WINDOW = 1.0  # seconds of good answers that measure the admitted rate
+_EARLY = 16  # good answers after which a quiet moment no longer restarts that measure
 _RETRY_COST = 5
 _TIMEOUT_COST = 10
 _SAMPLES = 256  # recent answer times kept for the hedging delay
@@ -83,6 +85,8 @@ class HostPacer:
         self._queues: tuple[deque[_Waiter], deque[_Waiter]] = (deque(), deque())
         self._admitted: deque[float] = deque()  # times of good answers, the last _WINDOW s
         self._sending_since: float | None = None  # the first request, or the end of a pause
+        self._busy_since: float | None = None  # the same, or the first after a quiet start
+        self._early = 0  # good answers since then
         self._cut_at = float("-inf")  # the latest throttling cut
         self._admitted_rate = 0.0  # the rate the host admitted at that cut
         self._throttled_since: float | None = None  # the first throttle since a good answer
@@ -143,8 +147,7 @@ class HostPacer:
             pause = self.resume_at - now
             await anyio.sleep(pause + random.uniform(0, min(0.5, pause * 0.1)))  # noqa: S311
         now = self._clock()
-        if self._sending_since is None:
-            self._sending_since = now
+        self._sending(now)
         if not (self._fixed or self._admitted_rate):
             return now
         urgent_queue, normal_queue = self._queues
@@ -173,6 +176,16 @@ class HostPacer:
             if head is not None:
                 head.event.set()
 
+    def _sending(self, now: float) -> None:
+        """A request is about to be sent: where the measures of the admitted rate begin."""
+        if self._sending_since is None:
+            self._sending_since = now
+        if self._busy_since is None or (not self._in_flight and self._early < _EARLY):
+            # With nothing of ours at the host before it has answered many, the time before
+            # (a scan's ping, token and tag list) says nothing of how fast it admits.
+            self._busy_since = now
+            self._early = 0
+
     def _head(self) -> _Waiter | None:
         urgent, normal = self._queues
         return urgent[0] if urgent else normal[0] if normal else None
@@ -184,6 +197,7 @@ class HostPacer:
         opening its connection; None: an error answer, whose time tells nothing)."""
         now = self._clock()
         self._throttled_since = None
+        self._early += 1
         self._admitted.append(now)
         self._forget_admitted(now)
         if self._capacity is not None:
@@ -219,7 +233,7 @@ class HostPacer:
             pause = min(retry_after, _MAX_PAUSE)
             if now + pause > self.resume_at:
                 self.resume_at = now + pause
-                self._sending_since = None
+                self._sending_since = self._busy_since = None
         if sent_at <= self._cut_at:
             return  # sent before the last cut: the same news
         admitted = self._forget_admitted(now)
@@ -228,8 +242,12 @@ class HostPacer:
             start = admitted[0] if admitted else now
         since = max(now - _WINDOW, start)
         current = self._adaptive_rate(now)
-        if len(admitted) >= 4 and now - since >= 0.05:
+        measured = None
+        if retry_after is not None:
+            measured = self._measured_since_busy(now, first=current is None)
+        if measured is None and len(admitted) >= 4 and now - since >= 0.05:
             measured = len(admitted) / (now - since)
+        if measured is not None:
             rate = measured if current is None else min(measured, current)
         elif current is not None:
             rate = current
@@ -239,6 +257,27 @@ class HostPacer:
         self._cut_at = now
         # Requests already given turns at the old rate keep them; the next turn waits.
         self._next_slot = max(self._next_slot, now + 1.0 / (rate * _BETA))
+
+    def _measured_since_busy(self, now: float, *, first: bool) -> float | None:
+        """The rate admitted since the sending got busy, from its first good answer on (the
+        answers come a while after the requests: counted from the sending, the first of a
+        scan, while its connections open, look like a fraction of what the host admits).
+
+        Taken for a throttle with a ``Retry-After``, which keeps its request away as long as
+        it says: a cut a little too high costs a few more refusals and is cut again. A bare
+        429's request is back at once, and there the first cut is the lower, older measure
+        (the whole window, the ping's and the tag list's answers in it): a host that 429s
+        beyond a number in flight is left no time to refuse one request again and again.
+        The ``first`` cut counts the requests in flight as admitted too: refusals come back
+        at once, the admitted ones take their time.
+        """
+        if self._busy_since is None:
+            return None
+        window = [at for at in self._admitted if at >= max(now - _WINDOW, self._busy_since)]
+        if len(window) < 4 or now - window[0] < 0.05:
+            return None
+        admitted = len(window) - 1 + (self._in_flight if first else 0)
+        return admitted / (now - window[0])
 
     def _forget_admitted(self, now: float) -> deque[float]:
         """The good answers of the last _WINDOW seconds (older ones dropped)."""

@@ -165,6 +165,52 @@ def test_a_throttle_cuts_the_rate_to_just_under_what_was_admitted_then_it_grows_
     assert pacer.rate is None  # long without throttling: the cap is dropped
 
 
+async def _fan_out_after_a_quiet_start(pacer: HostPacer, clock: Clock, in_flight: int) -> float:
+    """A scan's start on one host: the ping (answered), 0.5 s with nothing there (its token
+    from another host), then the fan-out: 0.2 s of good answers at 300/s, and ``in_flight``
+    requests sent and not answered yet. Returns when the fan-out's first request was sent."""
+    await pacer.wait_turn()
+    start = pacer.sent()
+    clock.now += 0.01
+    pacer.answered(0.01)
+    pacer.ended(start)
+    clock.now += 0.5
+    sent = await pacer.wait_turn()
+    for _ in range(in_flight):
+        pacer.sent()
+    admit(pacer, clock, 300, 0.2)
+    return sent
+
+
+async def test_a_retry_after_cut_measures_the_host_from_the_fan_out_and_its_first_answer():
+    """The first 429 with Retry-After of a scan: the quiet start (ping, token) and the time
+    before the first answers came are no part of what the host admits, and what is in
+    flight was let in too (refusals come back at once). Measured from the ping, as a bare
+    429 is (below), the cut was to a third of the rate (bench: 1.1x a scan told the rate)."""
+    clock = Clock()
+    pacer = HostPacer(clock=clock)
+    sent = await _fan_out_after_a_quiet_start(pacer, clock, in_flight=0)
+    pacer.throttled(sent, 1.0)
+    assert pacer.rate == pytest.approx(0.9 * 300, rel=0.05)
+    clock = Clock()
+    pacer = HostPacer(clock=clock)
+    sent = await _fan_out_after_a_quiet_start(pacer, clock, in_flight=30)
+    pacer.throttled(sent, 1.0)
+    assert pacer.rate == pytest.approx(0.9 * (300 + 30 / 0.2), rel=0.05)
+
+
+async def test_a_bare_429_cut_stays_the_cautious_one():
+    """A bare 429's request is back at once: its first cut keeps the lower measure (the
+    whole window, the ping's answer and the quiet in it), so that a host that refuses beyond
+    a number in flight is not met with the same request again and again."""
+    clock = Clock()
+    pacer = HostPacer(clock=clock)
+    sent = await _fan_out_after_a_quiet_start(pacer, clock, in_flight=30)
+    pacer.throttled(sent, None)
+    assert pacer.rate is not None
+    assert pacer.rate < 0.5 * 0.9 * 300
+
+
 def test_a_throttle_with_nothing_admitted_to_measure_leaves_the_rate_alone():
     clock = Clock()
     pacer = HostPacer(clock=clock)
