@@ -7,12 +7,12 @@ that host and what it owes it:
   over its rate: `throttled` cuts the request rate to just under the rate the host admitted
   over the last second (after a ``Retry-After``, counted from the first answer since the
   sending got busy, the requests in flight with it at the first cut), then lets it grow
-  back: along a cubic curve (as TCP CUBIC and the AWS SDKs' adaptive mode) back to that rate within a second, most of the way within half of
-  it, then doubling every half second, and the cap is dropped at four times that rate. One
-  cut per round trip: the answers to requests sent before the cut carry the same news. A
-  ``Retry-After`` is for the request that got it; the whole host pauses only when it admits
-  nothing at all (no good answer for a second of refusals), so that a registry down for
-  maintenance is not hammered.
+  back: along a cubic curve (as TCP CUBIC and the AWS SDKs' adaptive mode) back to that rate
+  within a second, most of the way within half of it, then doubling every half second, and
+  the cap is dropped at four times that rate. One cut per round trip: the answers to
+  requests sent before the cut carry the same news. A ``Retry-After`` is for the request
+  that got it; the whole host pauses only when it admits nothing at all (no good answer for
+  a second of refusals), so that a registry down for maintenance is not hammered.
 - **Random loss** (a bare 503, 502, 504, a reset) is no evidence of anything: that request
   alone is retried after its own jittered backoff. A scan's `_limiter.AdaptiveLimiter` tells a
   registry that refuses requests beyond a number in flight from loss.
