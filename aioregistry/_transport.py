@@ -167,8 +167,10 @@ class Transport:
                 return
             # Given back only once every task has asked for one: an idle connection (the
             # ping's) given back at once would be taken by the next task, and the next...
-            await asked.wait()
-            connection.release()
+            try:
+                await asked.wait()
+            finally:
+                connection.release()  # even when given up: never left taken from the pool
             if not probe.reused:
                 opened += 1
 
