@@ -134,6 +134,12 @@ def _scan_arguments(parser: argparse.ArgumentParser) -> None:
         help="output format (default: table on a terminal, jsonl otherwise)",
     )
     parser.add_argument("--fail-fast", action="store_true", help="stop at the first tag that fails")
+    parser.add_argument(
+        "--include-digest-tags",
+        action="store_true",
+        help="also scan the tags that are referrer bookkeeping, not images "
+        "(sha256-<hex> fallback indexes, cosign's sha256-<hex>.sig/.att/.sbom; hidden by default)",
+    )
 
 
 _REPO_HELP = "the repository: [REGISTRY/]NAME, e.g. ubuntu or ghcr.io/org/app (default docker.io)"

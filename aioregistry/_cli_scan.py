@@ -55,9 +55,14 @@ def _summary(stats: ScanStats, interrupted: str | None = None) -> str:
         for host, limit in sorted(stats.rate_limits.items())
         if limit.remaining is not None
     )
+    hidden = (
+        f"{_count(stats.hidden_tags, 'digest tag')} hidden (--include-digest-tags shows them), "
+        if stats.hidden_tags
+        else ""
+    )
     return (
         f"aioregistry: {f'interrupted ({interrupted}): ' if interrupted else ''}"
-        f"{_count(stats.results, 'result')}, {_count(stats.errors, 'error')}, "
+        f"{_count(stats.results, 'result')}, {_count(stats.errors, 'error')}, {hidden}"
         f"{_count(stats.total_requests, 'request')} ({requests or 'none'}), "
         f"{_count(stats.tokens_fetched, 'token')}, {_count(stats.retries, 'retry', 'retries')}, "
         f"{_count(stats.hedges, 'hedge')}, {stats.refused} refused, "
@@ -77,6 +82,7 @@ async def run_scan(args: argparse.Namespace, client: RegistryClient) -> int:
         concurrency=args.concurrency,
         fail_fast=args.fail_fast,
         repo_type=args.repo_type,
+        include_digest_tags=args.include_digest_tags,
     )
     output = writer(fmt, sys.stdout.buffer, include_manifest=args.what == "manifest")
     unreached: dict[str, ScanError] = {}  # registry -> why, until one of its answers came

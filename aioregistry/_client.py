@@ -370,6 +370,7 @@ class RegistryClient:
         fail_fast: bool = False,
         repo_type: RepoType = "image",
         resolve: Resolve = "auto",
+        include_digest_tags: bool = False,
     ) -> Scan:
         """Scan many tags at once; iterate the result to get one `ScanResult` per tag.
 
@@ -388,6 +389,10 @@ class RegistryClient:
         ``resolve`` says how a tag becomes a manifest: ``get`` (one GET per tag, the fewest
         requests), ``head`` (HEAD per tag, then one GET per distinct digest: what Docker
         Hub's pull limit favours), or ``auto`` (``head`` on Docker Hub, ``get`` elsewhere).
+        A repository's tags that are referrer bookkeeping (``sha256-<hex>`` fallback indexes
+        and cosign's ``sha256-<hex>.sig``/``.att``/``.sbom``) are not images and are left out
+        (counted in ``stats.hidden_tags``) unless ``include_digest_tags``; an image given as
+        a target is scanned whatever its tag.
 
         Results stream as they complete and nothing is collected: break out at any time, and
         prefer ``async with client.scan(...) as results:`` for deterministic cleanup.
@@ -410,6 +415,7 @@ class RegistryClient:
                 fail_fast=fail_fast,
                 repo_type=repo_type,
                 resolve=resolve,
+                include_digest_tags=include_digest_tags,
             )
         )
 

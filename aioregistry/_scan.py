@@ -15,7 +15,10 @@ children, image manifests and configs are memoised by digest), tokens come from 
 cache, and a digest scan uses ``HEAD``. Everything the scan's tasks send is counted in its
 own `ScanStats`. Each tag is scanned once however often the targets name it: a target given
 twice, a tag given as an image and listed by its repository (``R/x:latest`` and ``R/x``), a
-repository given and listed by the catalog.
+repository given and listed by the catalog. Listed tags that are referrer bookkeeping
+(``sha256-<hex>`` fallback indexes, cosign's ``.sig``/``.att``/``.sbom``: `is_referrer_tag`)
+are not images and are left out, counted in ``ScanStats.hidden_tags``, unless
+``include_digest_tags``; an image target is scanned whatever its tag.
 
 The work runs in a task of its own, so the scan can be cancelled from wherever the iterator
 is closed: breaking out of ``async for`` (the generator is finalised at once), ``aclose()``,
@@ -33,6 +36,7 @@ from types import TracebackType
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from ._digest_tags import is_referrer_tag
 from ._exceptions import RegistryError, UsageError
 from ._models import (
     DEFAULT_PLATFORM,
@@ -88,6 +92,7 @@ class Pipeline:
         fail_fast: bool,
         repo_type: RepoType,
         resolve: Resolve,
+        include_digest_tags: bool,
     ) -> None:
         if what not in _WHAT:
             raise UsageError(f"invalid what {what!r}: expected one of {', '.join(_WHAT)}")
@@ -109,6 +114,7 @@ class Pipeline:
         self._check_open = check_open
         self._fail_fast = fail_fast
         self._repo_type: RepoType = repo_type
+        self._include_digest_tags = include_digest_tags
         # (where each host's limiter starts, the most it may reach)
         if concurrency is None:
             initial, self._ceiling = DEFAULT_SCAN_CONCURRENCY, MAX_SCAN_CONCURRENCY
@@ -133,6 +139,7 @@ class Pipeline:
         self.listed = False
         self._results = 0
         self._errors = 0
+        self._hidden = 0  # listed tags left out as referrer bookkeeping
         self._started: float | None = None
         self._ended: float | None = None
         self._counters = Counters()  # this scan's own requests, tokens and retries
@@ -168,6 +175,7 @@ class Pipeline:
                 for host, limit in self._sessions.rate_limits.items()
                 if host in limiters
             },
+            hidden_tags=self._hidden,
         )
 
     async def iterate(self) -> AsyncGenerator[ScanResult, None]:
@@ -272,9 +280,16 @@ class Pipeline:
             except RegistryError as exc:
                 await results.send(_listing_error(repo, exc))
                 return
-            # A tag also given as an image (`R/x` and `R/x:latest`) is scanned once.
-            refs = [Reference(repo, tag, None) for tag in dict.fromkeys(tags)]
-            refs = [ref for ref in refs if ref not in self._given]
+            # A tag also given as an image (`R/x` and `R/x:latest`) is scanned once, as the
+            # image given: never hidden.
+            unique = [
+                tag for tag in dict.fromkeys(tags) if Reference(repo, tag, None) not in self._given
+            ]
+            if not self._include_digest_tags:
+                kept = [tag for tag in unique if not is_referrer_tag(tag)]
+                self._hidden += len(unique) - len(kept)
+                unique = kept
+            refs = [Reference(repo, tag, None) for tag in unique]
             self.total += len(refs)
             for ref in refs:
                 await jobs.send(_Job(ref))

@@ -82,7 +82,8 @@ class ScanStats:
 
     ``concurrency`` maps each registry host to the most requests the scan had in flight to it
     (the adaptive limiter's peak); ``rate_limits`` the latest pull limit each host announced
-    (Docker Hub), for the hosts that announced one.
+    (Docker Hub), for the hosts that announced one. ``hidden_tags`` counts the listed tags
+    left out as referrer bookkeeping (`is_referrer_tag`; ``include_digest_tags`` scans them).
     """
 
     results: int
@@ -96,6 +97,7 @@ class ScanStats:
     refused: int = 0
     concurrency: Mapping[str, int] = field(default_factory=dict)
     rate_limits: Mapping[str, RateLimit] = field(default_factory=dict)
+    hidden_tags: int = 0
 
     @property
     def total_requests(self) -> int:

@@ -38,6 +38,8 @@ async def use() -> None:
             async for result in scan:
                 assert_type(result, ScanResult)
             assert_type(scan.stats.concurrency["registry-1.docker.io"], int)
+        async with client.scan("ubuntu", include_digest_tags=True) as scan:
+            assert_type(scan.stats.hidden_tags, int)
     async with RegistryClient(
         credentials=Credentials("me", identity_token="refresh"),
         limits=Limits(requests_per_second=50.0),
