@@ -192,6 +192,15 @@ async def test_artifact_type_filter_on_the_fallback_index(client, refs):
     assert all(r.artifact_type == OCI_CONFIG for r in found)
 
 
+async def test_a_token_registry_without_the_api(registry_token, fresh_issuer):
+    # Under bearer auth the probe carries the pull token; its 404 is "no API", not an error.
+    async with RegistryClient(use_env_credentials=False) as client:
+        assert await client.list_referrers(f"{registry_token.host}/test/multi:oci") == []
+        assert await client.list_referrers(f"{registry_token.host}/test/single:v1") == []
+        assert client.stats.requests["referrers"] == 1
+        assert client.stats.tokens_fetched == 2  # one per repository, none for the probe
+
+
 async def test_a_bad_artifact_type_is_a_usage_error(client, refs):
     registry, _ = refs
     with pytest.raises(UsageError, match="invalid artifact type 'spdx'"):
@@ -389,3 +398,30 @@ async def test_a_page_loop_is_refused(client):
     async with _fake_with(loop) as fake:
         with pytest.raises(InvalidContent, match="pagination does not advance"):
             await client.list_referrers(f"{fake.host}/app@{SUBJECT}")
+
+
+async def test_a_known_tag_list_is_not_fetched_again(client):
+    # What a scan does: it has the tag list, and passes it (the operation, not the client).
+    from aioregistry import _referrers  # noqa: PLC0415
+    from aioregistry._references import parse_reference  # noqa: PLC0415
+
+    tag = f"sha256-{HEX}.sig"
+    async with _fake_with(None) as fake:
+
+        @fake.route("GET", f"/v2/app/manifests/{tag}")
+        async def serve(request: web.Request) -> web.StreamResponse:
+            body = b'{"schemaVersion":2}'
+            headers = {"Content-Type": OCI_MANIFEST, "Docker-Content-Digest": sha(body)}
+            return web.Response(body=body, headers=headers)
+
+        ref = parse_reference(f"{fake.host}/app@{SUBJECT}")
+        session, scope = await client._sessions.pull(ref.repository, "image")
+        state = _referrers.ReferrersState()
+        found = await _referrers.list_referrers(
+            session, ref, scope, state=state, tags=["v1", tag, "latest"]
+        )
+    assert [(r.kind, r.tag) for r in found] == [("signature", tag)]
+    assert not fake.requests_to("/v2/app/tags/list")
+    # No fallback tag in the list given: it is not asked for either.
+    assert not fake.requests_to(f"/v2/app/manifests/{referrers_tag(SUBJECT)}")
+    assert state.api == {fake.host: False}
