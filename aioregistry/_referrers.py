@@ -249,6 +249,14 @@ class _Lister:
         return [r for r in results if r is not None]
 
     async def _cosign(self, tag: str, kind: ReferrerKind) -> Referrer | None:
+        """The referrer cosign tag ``tag`` names; None when it does not match the filter,
+        or when it was deleted since the tag list was read."""
+        try:
+            return await self._cosign_tagged(tag, kind)
+        except NotFound:
+            return None
+
+    async def _cosign_tagged(self, tag: str, kind: ReferrerKind) -> Referrer | None:
         tag_ref = Reference(self.ref.repository, tag, None)
         if self.artifact_type is not None:
             # Matching a filter needs the artifact type, which only the manifest says.
