@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from ._version import __version__
 
 if TYPE_CHECKING:
+    from ._artifacts import Referrer, ReferrerKind, ReferrerSource, referrer_kind
     from ._auth import Token, TokenCache
     from ._client import ClientStats, RegistryClient
     from ._config import Limits, Retries, Timeouts
@@ -59,6 +60,7 @@ if TYPE_CHECKING:
 
 # Where each public name lives (its module's own __all__ has it too).
 _HOMES = {
+    "_artifacts": ("Referrer", "ReferrerKind", "ReferrerSource", "referrer_kind"),
     "_auth": ("Token", "TokenCache"),
     "_client": ("ClientStats", "RegistryClient"),
     "_config": ("Limits", "Retries", "Timeouts"),
@@ -128,6 +130,9 @@ __all__ = [
     "ProtocolError",
     "RateLimit",
     "Reference",
+    "Referrer",
+    "ReferrerKind",
+    "ReferrerSource",
     "RegistryClient",
     "RegistryError",
     "RepoType",
@@ -154,6 +159,7 @@ __all__ = [
     "parse_rate_limit",
     "parse_reference",
     "parse_repository",
+    "referrer_kind",
 ]
 
 

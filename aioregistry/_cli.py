@@ -191,6 +191,17 @@ def _build_parser() -> argparse.ArgumentParser:
         "(one HEAD, which Docker Hub does not count); nulls when it announces none",
     )
     p.add_argument("-i", "--image", required=True, metavar="IMAGE", help=_IMAGE_HELP)
+    p = command(
+        "referrers",
+        "print an OCI image index of the signatures, SBOMs and attestations that name the "
+        "image as their subject (referrers API, its fallback tag, cosign's legacy tags)",
+    )
+    p.add_argument("-i", "--image", required=True, metavar="IMAGE", help=_IMAGE_HELP)
+    p.add_argument(
+        "--artifact-type",
+        metavar="TYPE",
+        help="only referrers of this artifactType, e.g. application/spdx+json",
+    )
     p = command("scan", "scan every tag of repositories (or given images) at once")
     _scan_arguments(p)
     auth = sub.add_parser("auth", help="check credentials", description="check credentials")

@@ -32,6 +32,7 @@ from ._client import RegistryClient
 from ._config import DEFAULT_TIMEOUTS, Limits, Timeouts
 from ._credentials import Credentials
 from ._exceptions import RegistryError, TransportError, UsageError
+from ._media import OCI_INDEX
 from ._references import parse_reference, parse_repository
 from ._scopes import RepoType
 
@@ -118,6 +119,17 @@ async def _run(args: argparse.Namespace) -> int:
             ref = parse_reference(check_image(args.image))
             limit = await client.get_rate_limit(ref, repo_type=repo_type)
             _write(orjson.dumps(limit.as_dict()) + b"\n")
+        elif command == "referrers":
+            ref = parse_reference(check_image(args.image))
+            referrers = await client.list_referrers(
+                ref, artifact_type=args.artifact_type, repo_type=repo_type
+            )
+            index = {
+                "schemaVersion": 2,
+                "mediaType": OCI_INDEX,
+                "manifests": [referrer.descriptor() for referrer in referrers],
+            }
+            _write(orjson.dumps(index) + b"\n")
         else:  # pragma: no cover - argparse only lets known commands through
             raise UsageError(f"unknown command {command!r}")
     return EXIT_OK

@@ -1,9 +1,9 @@
 """`RegistryClient`: the façade over one client's sessions, with auth handled for the caller.
 
-It owns the lifecycle (a closed client refuses to reopen), the statistics, and one thin
-method per operation; the operations themselves live one per module (`_tags`,
-`_manifests`, `_blobs`, `_check`), on the per-registry sessions of `_session`, and the scan
-in `_scan`.
+It owns the lifecycle (a closed client refuses to reopen), the statistics, what it learns
+about registries' referrers API, and one thin method per operation; the operations
+themselves live one per module (`_tags`, `_manifests`, `_blobs`, `_check`, `_referrers`),
+on the per-registry sessions of `_session`, and the scan in `_scan`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 
 import aiohttp
 
-from . import _blobs, _check, _manifests, _tags
+from . import _blobs, _check, _manifests, _referrers, _tags
+from ._artifacts import Referrer
 from ._auth import Token, TokenCache
 from ._authflow import AuthFlow
 from ._blobs import CONFIG_LIMIT
@@ -67,7 +68,7 @@ class ClientStats:
     retries, hedges (duplicates of late requests) and refusals (429 and 503 answers).
 
     Kinds: ``ping``, ``token``, ``tags``, ``repositories`` (catalog pages), ``manifest``
-    (GET), ``manifest-head``, ``blob``.
+    (GET), ``manifest-head``, ``blob``, ``referrers`` (pages of the referrers API).
     """
 
     requests: Mapping[str, int]
@@ -143,6 +144,7 @@ class RegistryClient:
             transport, credential_source, token_cache or TokenCache(), insecure=insecure
         )
         self._sessions = Sessions(transport, auth, plain_http=plain_http)
+        self._referrers = _referrers.ReferrersState()
         self._state = _State.UNOPENED
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -343,6 +345,34 @@ class RegistryClient:
         ref = _as_reference(reference)
         session, scope = await self._sessions.pull(ref.repository, repo_type)
         return await _manifests.get_rate_limit(session, ref, scope)
+
+    async def list_referrers(
+        self,
+        reference: str | Reference,
+        *,
+        artifact_type: str | None = None,
+        repo_type: RepoType = "image",
+    ) -> list[Referrer]:
+        """Every signature, SBOM, attestation or other artifact that names ``reference``'s
+        digest as its subject, as typed descriptors with their `ReferrerKind`.
+
+        A tag is first resolved to its digest (one ``HEAD``). Looked up in the referrers API
+        (every page), or where the registry has none (it answers 404: learned once per
+        registry and remembered for the client's life) in the spec's fallback index under
+        the tag ``<alg>-<hex>``; and in cosign 2's legacy tags ``sha256-<hex>.sig``, ``.att``
+        and ``.sbom``, found in the tag list. ``artifact_type`` keeps only referrers of that
+        ``artifactType`` (for a cosign tag: the manifest's, else its config media type, read
+        with a ``GET``). An entry with no artifact type, or the empty one, is classified by
+        its manifest (one ``GET`` per digest, remembered). No referrers gives ``[]``.
+        """
+        self._check_open()
+        ref = _as_reference(reference)
+        session, scope = await self._sessions.pull(ref.repository, repo_type)
+        if ref.digest is None:
+            ref = ref.with_digest(await _manifests.get_digest(session, ref, scope, None))
+        return await _referrers.list_referrers(
+            session, ref, scope, state=self._referrers, artifact_type=artifact_type
+        )
 
     async def describe_credentials(self, registry: str) -> str:
         """Which credentials ``registry`` would get and from where (never a secret), e.g.

@@ -6,6 +6,8 @@
 * ``fresh_issuer``: ``token_issuer`` with records and knobs reset before and after the test.
 * ``registry_many``: token auth, a process and issuer of its own, with 1,000 tags over 250
   distinct images in ``test/many`` (for scans); ``many_issuer`` is its issuer, reset.
+* ``registry_referrers``: anonymous, plain HTTP, a process of its own holding
+  ``support.referrers``' artifacts, fallback indexes and cosign tags: ``(registry, content)``.
 
 Every test runs with HOME, DOCKER_CONFIG and XDG_RUNTIME_DIR in ``temp_home`` and without
 REGISTRY_AUTH_FILE, DOCKER_USER or DOCKER_PASSWORD (``no_personal_credentials``, autouse).
@@ -21,6 +23,7 @@ from pathlib import Path
 import pytest
 from support.certs import CertBundle, make_certs, make_server_cert
 from support.fakeregistry import SIMULATED_HOSTS
+from support.referrers import ReferrersContent, push_referrers
 from support.registry import Mode, RegistryProcess
 from support.tokens import TokenIssuer
 
@@ -116,3 +119,12 @@ def many_issuer(registry_many: RegistryProcess) -> Iterator[TokenIssuer]:
     issuer.reset()
     yield issuer
     issuer.reset()
+
+
+@pytest.fixture(scope="session")
+def registry_referrers(
+    registry_workdir: Path,
+) -> Iterator[tuple[RegistryProcess, ReferrersContent]]:
+    # A process of its own: the shared registries' catalogs stay what their content says.
+    with RegistryProcess("http", registry_workdir / "referrers") as registry:
+        yield registry, push_referrers(registry)

@@ -26,11 +26,12 @@ EXPECTED = {
     "DEFAULT_PLATFORM", "Descriptor", "DigestMismatch", "ErrorDetail", "Forbidden", "ImageIndex",
     "ImageManifest", "InsecureCredentials", "InvalidContent", "InvalidPlatform",
     "InvalidReference", "Limits", "NoMatchingPlatform", "NotFound", "Platform", "ProtocolError",
-    "RateLimit", "Reference", "RegistryClient", "RegistryError", "RepoType", "Repository",
+    "RateLimit", "Reference", "Referrer", "ReferrerKind", "ReferrerSource",
+    "RegistryClient", "RegistryError", "RepoType", "Repository",
     "RequestTimeout", "Resolve", "ResponseError", "Retries", "Scan", "ScanError", "ScanResult",
     "ScanStats", "TLSError", "Timeouts", "Token", "TokenCache", "TooManyRequests",
     "TransportError", "Unauthorized", "UnsupportedMediaType", "UsageError", "What",
-    "__version__", "parse_rate_limit", "parse_reference", "parse_repository",
+    "__version__", "parse_rate_limit", "parse_reference", "parse_repository", "referrer_kind",
 }  # fmt: skip
 
 PACKAGE = Path(aioregistry.__file__).parent

@@ -13,6 +13,8 @@ from aioregistry import (
     Limits,
     Platform,
     RateLimit,
+    Referrer,
+    ReferrerKind,
     RegistryClient,
     Retries,
     ScanResult,
@@ -34,6 +36,10 @@ async def use() -> None:
         assert_type(await client.get_token("ubuntu"), Token)
         assert_type(client.stats.total_requests, int)
         assert_type(await client.get_rate_limit("ubuntu"), RateLimit)
+        referrers = await client.list_referrers("ubuntu", artifact_type="application/spdx+json")
+        assert_type(referrers, list[Referrer])
+        assert_type(referrers[0].kind, ReferrerKind)
+        assert_type(aioregistry.referrer_kind("application/spdx+json"), ReferrerKind)
         async with client.scan("ubuntu", what="digest", concurrency=None) as scan:
             async for result in scan:
                 assert_type(result, ScanResult)
