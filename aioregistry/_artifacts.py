@@ -5,8 +5,9 @@ manifest's media type, digest and size, its ``artifactType`` and annotations, wi
 `ReferrerKind` that `referrer_kind` reads from its media types (signature, SBOM,
 attestation, other) and where it was found (`ReferrerSource`). `referrers_tag` is the
 spec's fallback tag of a subject digest, and `cosign_tag_kind` tells cosign 2's legacy
-``sha256-<hex>.sig`` / ``.att`` / ``.sbom`` tags of a digest from other tags. No I/O here:
-`_referrers` does the requests.
+``sha256-<hex>.sig`` / ``.att`` / ``.sbom`` tags of a digest from other tags;
+`is_referrer_tag` tells any such bookkeeping tag (of whatever digest) from an image's tag,
+which a scan skips. No I/O here: `_referrers` does the requests.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ __all__ = [
     "ReferrerKind",
     "ReferrerSource",
     "cosign_tag_kind",
+    "is_referrer_tag",
     "referrer_kind",
     "referrers_tag",
 ]
@@ -129,3 +131,21 @@ def cosign_tag_kind(tag: str, digest: str) -> ReferrerKind | None:
     if not dot or stem != f"{algorithm}-{encoded}":
         return None
     return COSIGN_SUFFIXES.get(f".{suffix}")
+
+
+# A fallback tag made by `referrers_tag` of a registered digest algorithm (image-spec
+# descriptor.md: each encodes lower-case hex of 64 characters or more, cut to 64 there), and
+# cosign 2's legacy tags, which are of sha256 digests. Exact, so that an ordinary tag that
+# merely looks alike (``sha256-abc``, ``sha256-<64 hex>-extra``, ``v1.0-sha256``) stays an image.
+_REFERRER_TAG = re.compile(
+    r"(?:sha256|sha512|blake3)-[0-9a-f]{64}"
+    rf"|sha256-[0-9a-f]{{64}}(?:{'|'.join(re.escape(s) for s in COSIGN_SUFFIXES)})"
+)
+
+
+def is_referrer_tag(tag: str) -> bool:
+    """Whether ``tag`` is referrer bookkeeping rather than an image's tag: the fallback tag
+    of a digest (``sha256-<64 hex>``, `referrers_tag`) or a cosign legacy tag
+    (``sha256-<64 hex>.sig``, ``.att``, ``.sbom``). In a signed repository these are most of
+    the tag list; a scan leaves them out unless asked."""
+    return _REFERRER_TAG.fullmatch(tag) is not None

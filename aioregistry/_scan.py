@@ -36,7 +36,7 @@ from types import TracebackType
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from ._digest_tags import is_referrer_tag
+from ._artifacts import is_referrer_tag
 from ._exceptions import RegistryError, UsageError
 from ._models import (
     DEFAULT_PLATFORM,

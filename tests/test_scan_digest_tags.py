@@ -25,7 +25,7 @@ from support.content import OCI_INDEX, PushedImage, build_image, build_index, pu
 from support.registry import RegistryProcess
 
 from aioregistry import RegistryClient
-from aioregistry._digest_tags import is_referrer_tag
+from aioregistry._artifacts import is_referrer_tag
 
 HEX = "0123456789abcdef" * 4  # 64 lower-case hex digits
 REPO = "test/signed"
