@@ -292,6 +292,39 @@ async def test_a_filter_left_to_the_client(client):
     assert len(_referrers_requests(fake)) == 3  # the server sent everything, page by page
 
 
+async def test_what_the_server_says_it_filtered_is_not_filtered_again(client):
+    """With ``OCI-Filters-Applied: artifactType`` the server's answer is the filtered list:
+    an entry it lists without its artifact type (the type is in its manifest) is kept, where
+    filtering again by the descriptor would drop it."""
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "artifactType": BUNDLE,
+            "config": {"mediaType": EMPTY, "digest": sha(b"{}"), "size": 2},
+            "layers": [],
+            "subject": {"mediaType": OCI_MANIFEST, "digest": SUBJECT, "size": 100},
+        }
+    ).encode()
+    entry = {"mediaType": OCI_MANIFEST, "digest": sha(manifest), "size": len(manifest)}
+
+    async def api(request: web.Request) -> web.StreamResponse:
+        assert request.query.get("artifactType") == BUNDLE
+        body = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [entry]}
+        headers = {"Content-Type": OCI_INDEX, "OCI-Filters-Applied": "artifactType"}
+        return web.Response(body=json.dumps(body).encode(), headers=headers)
+
+    async with _fake_with(api) as fake:
+
+        @fake.route("GET", f"/v2/app/manifests/{sha(manifest)}")
+        async def get_manifest(_: web.Request) -> web.StreamResponse:
+            return web.Response(body=manifest, content_type=OCI_MANIFEST)
+
+        found = await client.list_referrers(f"{fake.host}/app@{SUBJECT}", artifact_type=BUNDLE)
+    assert [r.digest for r in found] == [sha(manifest)]
+    assert found[0].kind == "signature"
+
+
 async def test_a_subject_with_no_referrers_is_an_empty_index(client):
     async with _fake_with(ReferrersAPI([_entry(1, SPDX)], filters=True)) as fake:
         other = "sha256:" + "e" * 64
