@@ -20,10 +20,10 @@ import io
 import json
 import tarfile
 import threading
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote, urljoin
 
 import aiohttp
@@ -694,25 +694,34 @@ async def apush_plan(registry: RegistryProcess, plan: _Plan) -> None:
             await _run_all([partial(pusher.push_manifest, *item) for item in stage], IN_FLIGHT)
 
 
-def push_content(registry: RegistryProcess, *, many_tags: int = 300, distinct: int = 40) -> Content:
-    """:func:`apush_content` from synchronous code: runs in a thread with its own event loop."""
-    result: list[Content] = []
+T = TypeVar("T")
+
+
+def run_in_thread(work: Callable[[], Coroutine[Any, Any, T]], name: str) -> T:
+    """``asyncio.run(work())`` from synchronous code, in a thread with its own event loop (the
+    caller may be inside one already); what it raises is raised here."""
+    result: list[T] = []
     failure: list[BaseException] = []
 
     def run() -> None:
         try:
-            result.append(
-                asyncio.run(apush_content(registry, many_tags=many_tags, distinct=distinct))
-            )
+            result.append(asyncio.run(work()))
         except BaseException as exc:  # noqa: BLE001 - re-raised in the calling thread
             failure.append(exc)
 
-    thread = threading.Thread(target=run, name="content-pusher")
+    thread = threading.Thread(target=run, name=name)
     thread.start()
     thread.join()
     if failure:
         raise failure[0]
     return result[0]
+
+
+def push_content(registry: RegistryProcess, *, many_tags: int = 300, distinct: int = 40) -> Content:
+    """:func:`apush_content` from synchronous code: runs in a thread with its own event loop."""
+    return run_in_thread(
+        lambda: apush_content(registry, many_tags=many_tags, distinct=distinct), "content-pusher"
+    )
 
 
 def push_tagged(registry: RegistryProcess, tagged: dict[str, PushedImage | PushedIndex]) -> None:
@@ -725,16 +734,4 @@ def push_tagged(registry: RegistryProcess, tagged: dict[str, PushedImage | Pushe
             if isinstance(item, PushedIndex):
                 plan.put_child(image)
         plan.put_tag(item, ref.rpartition(":")[2])
-    failure: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            asyncio.run(apush_plan(registry, plan))
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the calling thread
-            failure.append(exc)
-
-    thread = threading.Thread(target=run, name="tagged-pusher")
-    thread.start()
-    thread.join()
-    if failure:
-        raise failure[0]
+    run_in_thread(lambda: apush_plan(registry, plan), "tagged-pusher")

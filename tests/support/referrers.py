@@ -19,13 +19,20 @@ cosign 2 writes them (an OCI manifest with an image config and one payload layer
 
 from __future__ import annotations
 
-import asyncio
 import json
-import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .content import OCI_CONFIG, OCI_INDEX, OCI_MANIFEST, PushedImage, _Plan, apush_plan, sha
+from .content import (
+    OCI_CONFIG,
+    OCI_INDEX,
+    OCI_MANIFEST,
+    PushedImage,
+    _Plan,
+    apush_plan,
+    run_in_thread,
+    sha,
+)
 from .content import build_image as _build_image
 
 if TYPE_CHECKING:
@@ -229,17 +236,5 @@ def build_referrers() -> tuple[ReferrersContent, _Plan]:
 def push_referrers(registry: RegistryProcess) -> ReferrersContent:
     """Build the referrers content and push it to ``registry`` (from synchronous code)."""
     content, plan = build_referrers()
-    failure: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            asyncio.run(apush_plan(registry, plan))
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the calling thread
-            failure.append(exc)
-
-    thread = threading.Thread(target=run, name="referrers-pusher")
-    thread.start()
-    thread.join()
-    if failure:
-        raise failure[0]
+    run_in_thread(lambda: apush_plan(registry, plan), "referrers-pusher")
     return content
