@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import gc
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from ._output import FORMATS
 from ._version import __version__
@@ -71,24 +71,23 @@ def _concurrency(text: str) -> int:
     return value
 
 
-def _rate(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"invalid rate {text!r}: expected a number > 0")
-    return value
+def _positive(what: str, expected: str) -> Callable[[str], float]:
+    """An argparse type: a finite number > 0, else "invalid WHAT 'TEXT': expected EXPECTED"."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = 0.0
+        if not 0 < value < float("inf"):
+            raise argparse.ArgumentTypeError(f"invalid {what} {text!r}: expected {expected}")
+        return value
+
+    return parse
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"invalid timeout {text!r}: expected seconds > 0")
-    return value
+_rate = _positive("rate", "a number > 0")
+_seconds = _positive("timeout", "seconds > 0")
 
 
 def _scan_arguments(parser: argparse.ArgumentParser) -> None:
