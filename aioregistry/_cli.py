@@ -139,6 +139,12 @@ def _scan_arguments(parser: argparse.ArgumentParser) -> None:
         help="also scan the tags that are referrer bookkeeping, not images "
         "(sha256-<hex> fallback indexes, cosign's sha256-<hex>.sig/.att/.sbom; hidden by default)",
     )
+    parser.add_argument(
+        "--referrers",
+        action="store_true",
+        help="add to each result its referrers: signatures, SBOMs, attestations "
+        "(the referrers API, else the fallback tag, and cosign's tags)",
+    )
 
 
 _REPO_HELP = "the repository: [REGISTRY/]NAME, e.g. ubuntu or ghcr.io/org/app (default docker.io)"

@@ -83,6 +83,7 @@ async def run_scan(args: argparse.Namespace, client: RegistryClient) -> int:
         fail_fast=args.fail_fast,
         repo_type=args.repo_type,
         include_digest_tags=args.include_digest_tags,
+        referrers=args.referrers,
     )
     output = writer(fmt, sys.stdout.buffer, include_manifest=args.what == "manifest")
     unreached: dict[str, ScanError] = {}  # registry -> why, until one of its answers came

@@ -401,6 +401,7 @@ class RegistryClient:
         repo_type: RepoType = "image",
         resolve: Resolve = "auto",
         include_digest_tags: bool = False,
+        referrers: bool = False,
     ) -> Scan:
         """Scan many tags at once; iterate the result to get one `ScanResult` per tag.
 
@@ -423,6 +424,11 @@ class RegistryClient:
         and cosign's ``sha256-<hex>.sig``/``.att``/``.sbom``) are not images and are left out
         (counted in ``stats.hidden_tags``) unless ``include_digest_tags``; an image given as
         a target is scanned whatever its tag.
+        With ``referrers`` each result's ``referrers`` lists what names the tag's digest as
+        its subject (an index's own digest for a multi-arch tag), as `list_referrers` finds
+        it, from the tag list the scan has: once per distinct digest, and on a registry
+        without the referrers API no request at all for a digest that has neither a fallback
+        tag nor cosign tags (the API's absence is learned once, as there).
 
         Results stream as they complete and nothing is collected: break out at any time, and
         prefer ``async with client.scan(...) as results:`` for deterministic cleanup.
@@ -446,6 +452,7 @@ class RegistryClient:
                 repo_type=repo_type,
                 resolve=resolve,
                 include_digest_tags=include_digest_tags,
+                referrers=self._referrers if referrers else None,
             )
         )
 

@@ -9,6 +9,7 @@ when closed, fitted to the terminal without cutting a reference (`_fit`).
 from __future__ import annotations
 
 import sys
+from collections import Counter
 from typing import IO, TYPE_CHECKING, Literal, Protocol
 
 import orjson
@@ -111,15 +112,35 @@ def _row(result: ScanResult) -> tuple[str, ...]:
         _short(result.manifest_digest),
         _short(result.config_digest),
         created,
+        _referrers(result),
         error,
     )
+
+
+def _referrers(result: ScanResult) -> str:
+    """What refers to the tag, by kind (``2 signature, sbom``); ``none`` when listed and
+    there were none, empty when not asked (the column is then left out)."""
+    if result.referrers is None:
+        return ""
+    counts: Counter[str] = Counter(referrer.kind for referrer in result.referrers)
+    kinds = [kind for kind in ("signature", "sbom", "attestation", "other") if kind in counts]
+    return ", ".join(f"{counts[k]} {k}" if counts[k] > 1 else k for k in kinds) or "none"
 
 
 # How each column gives way on a terminal too narrow for the table: REFERENCE, PLATFORM and
 # ERROR fold (every character is still shown), the others are ellipsised ("…" marks the
 # cut), down to the narrowest they get in `_fit`.
-_NAMES = ("REFERENCE", "PLATFORM", "DIGEST", "MANIFEST", "CONFIG", "CREATED", "ERROR")
-_FOLDED = frozenset({"REFERENCE", "PLATFORM", "ERROR"})
+_NAMES = (
+    "REFERENCE",
+    "PLATFORM",
+    "DIGEST",
+    "MANIFEST",
+    "CONFIG",
+    "CREATED",
+    "REFERRERS",
+    "ERROR",
+)
+_FOLDED = frozenset({"REFERENCE", "PLATFORM", "REFERRERS", "ERROR"})
 _GAP = 2  # the padding between two columns
 
 
@@ -128,11 +149,12 @@ def _fit(natural: dict[str, int], width: int) -> tuple[dict[str, int], list[str]
     ``width`` cells wide, and the columns left out.
 
     Each step gives way only as far as needed, in this order: ERROR folds to 30 cells, the
-    digests shorten to 8 ("0123abc…") and CREATED to 11 (its date); CONFIG, MANIFEST and
-    CREATED are left out; the reference folds to 30; ERROR folds to 16, PLATFORM to 8, the
-    reference to 12; then the reference and ERROR fold further, never below their headers.
-    Room left over goes back to ERROR first. The reference and the tag are never cut, only
-    folded: a reference cut short can read as another, real one (``org/team/app:1``).
+    digests shorten to 8 ("0123abc…") and CREATED to 11 (its date), REFERRERS folds to 11;
+    CONFIG, MANIFEST and CREATED are left out; the reference folds to 30; ERROR folds to 16,
+    PLATFORM to 8, the reference to 12; then the reference and ERROR fold further, never
+    below their headers. Room left over goes back to ERROR first. The reference and the tag
+    are never cut, only folded: a reference cut short can read as another, real one
+    (``org/team/app:1``).
     """
     widths = dict(natural)
     left_out: list[str] = []
@@ -151,6 +173,7 @@ def _fit(natural: dict[str, int], width: int) -> tuple[dict[str, int], list[str]
     shrink(("ERROR",), 30)
     shrink(("DIGEST", "MANIFEST", "CONFIG"), 8)
     shrink(("CREATED",), 11)
+    shrink(("REFERRERS",), 11)
     for name in ("CONFIG", "MANIFEST", "CREATED"):
         if excess() > 0 and name in widths:
             del widths[name]

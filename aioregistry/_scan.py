@@ -18,7 +18,9 @@ twice, a tag given as an image and listed by its repository (``R/x:latest`` and 
 repository given and listed by the catalog. Listed tags that are referrer bookkeeping
 (``sha256-<hex>`` fallback indexes, cosign's ``.sig``/``.att``/``.sbom``: `is_referrer_tag`)
 are not images and are left out, counted in ``ScanStats.hidden_tags``, unless
-``include_digest_tags``; an image target is scanned whatever its tag.
+``include_digest_tags``; an image target is scanned whatever its tag. With ``referrers``
+each result carries the referrers of its digest; the tag lists the scan read are kept for
+that, so a repository is listed once (an image target's repository when first needed).
 
 The work runs in a task of its own, so the scan can be cancelled from wherever the iterator
 is closed: breaking out of ``async for`` (the generator is finalised at once), ``aclose()``,
@@ -29,7 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncGenerator, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -38,6 +40,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from ._artifacts import is_referrer_tag
 from ._exceptions import RegistryError, UsageError
+from ._flight import Memo
 from ._models import (
     DEFAULT_PLATFORM,
     Platform,
@@ -50,6 +53,7 @@ from ._references import (
     parse_registry,
     parse_repository,
 )
+from ._referrers import ReferrersState
 from ._scan_results import Resolve, ScanError, ScanResult, ScanStats, What, is_image_reference
 from ._scan_tag import TagScanner
 from ._scopes import RepoType
@@ -66,6 +70,7 @@ __all__ = ["DEFAULT_SCAN_CONCURRENCY", "MAX_SCAN_CONCURRENCY", "Pipeline", "Scan
 DEFAULT_SCAN_CONCURRENCY = 64
 MAX_SCAN_CONCURRENCY = 256
 _WHAT = ("digest", "manifest", "config")
+_TAG_LISTS = 1 << 16  # repositories whose tag lists a scan with referrers keeps
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +98,7 @@ class Pipeline:
         repo_type: RepoType,
         resolve: Resolve,
         include_digest_tags: bool,
+        referrers: ReferrersState | None = None,
     ) -> None:
         if what not in _WHAT:
             raise UsageError(f"invalid what {what!r}: expected one of {', '.join(_WHAT)}")
@@ -134,7 +140,13 @@ class Pipeline:
             ceiling=self._ceiling,
             adaptive=concurrency is None,
             on_grow=self._grew,
+            referrers=referrers,
+            tags_of=None if referrers is None else self._tags_of,
         )
+        # Each repository's whole tag list (bookkeeping tags too), when referrers are wanted.
+        self._tag_lists: Memo[Repository, list[str]] | None = None
+        if referrers is not None:
+            self._tag_lists = Memo(_TAG_LISTS)
         self.total = len(self._images)
         self.listed = False
         self._results = 0
@@ -274,9 +286,7 @@ class Pipeline:
             try:
                 async with listing:
                     self._preopen(await self._sessions.get(repo.registry))
-                    tags = await list_tags(
-                        self._sessions, repo, repo_type=self._repo_type, page_size=None
-                    )
+                    tags = await self._tags_of(repo)
             except RegistryError as exc:
                 await results.send(_listing_error(repo, exc))
                 return
@@ -293,6 +303,16 @@ class Pipeline:
             self.total += len(refs)
             for ref in refs:
                 await jobs.send(_Job(ref))
+
+    async def _tags_of(self, repo: Repository) -> Sequence[str]:
+        """``repo``'s tags, listed once in the scan when referrers are wanted."""
+
+        def listed() -> Awaitable[list[str]]:
+            return list_tags(self._sessions, repo, repo_type=self._repo_type, page_size=None)
+
+        if self._tag_lists is None:
+            return await listed()
+        return await self._tag_lists.get(repo, listed)
 
     async def _work(
         self, jobs: MemoryObjectReceiveStream[_Job], results: MemoryObjectSendStream[ScanResult]

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from ._artifacts import Referrer
 from ._models import ConfigBlob, ImageManifest
 from ._ratelimit import RateLimit
 
@@ -48,13 +49,15 @@ class ScanResult:
     manifest: ImageManifest | None = field(default=None, repr=False)
     config: ConfigBlob | None = field(default=None, repr=False)
     error: ScanError | None = None
+    referrers: tuple[Referrer, ...] | None = None
 
     @property
     def ok(self) -> bool:
         return self.error is None
 
     def to_json(self, *, include_manifest: bool = True) -> dict[str, Any]:
-        """A JSON-ready dict; ``manifest`` and ``config`` only when they were fetched."""
+        """A JSON-ready dict; ``manifest``, ``config`` and ``referrers`` (each as the
+        referrers API lists it, with its ``kind``) only when they were fetched."""
         data: dict[str, Any] = {
             "reference": self.reference,
             "repository": self.repository,
@@ -69,6 +72,8 @@ class ScanResult:
             data["manifest"] = self.manifest.json()
         if self.config is not None:
             data["config"] = dict(self.config.data)
+        if self.referrers is not None:
+            data["referrers"] = [referrer.descriptor() for referrer in self.referrers]
         data["error"] = (
             {"type": self.error.type, "message": self.error.message} if self.error else None
         )

@@ -6,14 +6,23 @@ config, are fetched through memos keyed by digest, so nothing is fetched twice i
 Every request to a registry goes through that registry's session bound to the scan's
 `AdaptiveLimiter` for it, made on first use: it starts at 64 requests in flight per 25 ms
 of round trip to the registry (Little's law), at most ``ceiling``.
+
+With ``referrers`` (a `ReferrersState`, the client's), each tag's result also gets the
+referrers of its digest (`_referrers.list_referrers`), listed once per digest in a scan and
+beside the image's own requests rather than after them; the repository's tag list comes from
+``tags_of`` (the scan has it already), so finding a fallback index or cosign's tags costs no
+listing, and a fallback tag that is not in the list costs no request.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 
+import anyio
+
+from ._artifacts import Referrer
 from ._blobs import get_config
 from ._exceptions import RegistryError
 from ._flight import Memo
@@ -22,6 +31,7 @@ from ._manifests import image_for, platform_entries, resolve_tag
 from ._media import INDEX_MEDIA_TYPES, MANIFEST_MEDIA_TYPES
 from ._models import ConfigBlob, Descriptor, ImageIndex, ImageManifest, Platform
 from ._references import DOCKER_HUB_REGISTRY, Reference, Repository
+from ._referrers import ReferrersState, list_referrers
 from ._scan_results import Resolve, ScanError, ScanResult, What
 from ._scopes import RepoType
 from ._session import Session, Sessions
@@ -48,6 +58,8 @@ class TagScanner:
         ceiling: int,
         adaptive: bool,
         on_grow: Callable[[], None],
+        referrers: ReferrersState | None = None,
+        tags_of: Callable[[Repository], Awaitable[Sequence[str]]] | None = None,
     ) -> None:
         self._sessions = sessions
         self._what = what
@@ -61,6 +73,10 @@ class TagScanner:
         self._limited: dict[str, Session] = {}  # by host: the registry's session, bounded
         self._manifests: Memo[tuple[str, str], ImageManifest | ImageIndex] = Memo(MEMO_SIZE)
         self._configs: Memo[tuple[str, str], ConfigBlob] = Memo(MEMO_SIZE)
+        self._referrers_state = referrers
+        self._tags_of = tags_of
+        # by (host, repository, digest): referrers are a repository's, not a registry's
+        self._referrers: Memo[tuple[str, str, str], tuple[Referrer, ...]] = Memo(MEMO_SIZE)
 
     @property
     def limiters(self) -> Mapping[str, AdaptiveLimiter]:
@@ -141,6 +157,61 @@ class TagScanner:
             session, ref, scope, head=self._use_head(session.host)
         )
         base = ScanResult(str(ref), str(ref.repository), ref.tag, digest, media_type)
+        if self._referrers_state is None:
+            return await self._image(session, ref, scope, base, top)
+        # The referrers need only the digest: listed while the image is fetched. Errors are
+        # caught inside the group, which would wrap them in an ExceptionGroup.
+        listed: tuple[Referrer, ...] | RegistryError = ()
+
+        async def referrers() -> None:
+            nonlocal listed
+            try:
+                listed = await self._referrers_of(session, ref.with_digest(digest), scope)
+            except RegistryError as exc:
+                listed = exc
+
+        image: list[ScanResult] | RegistryError
+        async with anyio.create_task_group() as group:
+            group.start_soon(referrers)
+            try:
+                image = await self._image(session, ref, scope, base, top)
+            except RegistryError as exc:
+                group.cancel_scope.cancel()
+                image = exc
+        if isinstance(image, RegistryError):
+            raise image
+        if isinstance(listed, RegistryError):
+            # What was fetched stays; the tag failed all the same.
+            failed = ScanError.of(listed)
+            return [replace(r, error=r.error or failed) for r in image]
+        return [replace(r, referrers=listed) for r in image]
+
+    async def _referrers_of(
+        self, session: Session, ref: Reference, scope: str
+    ) -> tuple[Referrer, ...]:
+        assert ref.digest is not None  # noqa: S101
+        assert self._referrers_state is not None  # noqa: S101
+        state = self._referrers_state
+
+        async def listed() -> tuple[Referrer, ...]:
+            tags = None if self._tags_of is None else await self._tags_of(ref.repository)
+            found = await list_referrers(session, ref, scope, state=state, tags=tags)
+            return tuple(found)
+
+        return await self._referrers.get((session.host, ref.repository.path, ref.digest), listed)
+
+    async def _image(
+        self,
+        session: Session,
+        ref: Reference,
+        scope: str,
+        base: ScanResult,
+        top: ImageManifest | ImageIndex | None,
+    ) -> list[ScanResult]:
+        """What the tag is (``top``: its manifest when resolving fetched it): its result,
+        or one per platform of an index."""
+        digest, media_type = base.digest, base.media_type
+        assert digest is not None  # noqa: S101
         if self._what == "digest":
             if media_type in MANIFEST_MEDIA_TYPES:
                 return [replace(base, manifest_digest=digest)]
