@@ -14,7 +14,9 @@
 
 Whether a registry has the API is learned once per registry host and kept in the client's
 `ReferrersState` for its life: the first call probes (later calls to that host wait for
-it rather than probe again), and every later call goes straight to the right place. The tag
+it rather than probe again), and every later call goes straight to the right place. A 404
+that says ``NAME_UNKNOWN`` is about the repository, not the API (a registry with the API
+answers so for a repository it does not hold): that call falls back, and nothing is learned. The tag
 list is read at most once per call and not at all when the caller has it (``tags``, as a
 scan does); it also says whether the fallback tag exists, so a missing one costs nothing.
 
@@ -129,6 +131,7 @@ class _Lister:
         self.state = state
         self.artifact_type = artifact_type
         self._tags = tags
+        self._unknown_name = False  # the API's 404 said NAME_UNKNOWN
 
     async def tags(self) -> Sequence[str]:
         if self._tags is None:
@@ -153,7 +156,8 @@ class _Lister:
                 known = self.state.api.get(host)
                 if known is None:
                     found = await self._api()
-                    self.state.api[host] = found is not None
+                    if found is not None or not self._unknown_name:
+                        self.state.api[host] = found is not None
                     if found is not None:
                         return found
                     known = False
@@ -182,8 +186,9 @@ class _Lister:
                     what=f"referrers of {self.ref}",
                     kind="referrers",
                 )
-            except NotFound:
+            except NotFound as exc:
                 if len(seen) == 1:
+                    self._unknown_name = any(e.code == "NAME_UNKNOWN" for e in exc.errors)
                     return None
                 raise
             page = _page(resp)

@@ -21,7 +21,14 @@ from support.content import OCI_CONFIG, OCI_INDEX, OCI_MANIFEST, sha
 from support.fakes import FakeServer, Handler
 from support.referrers import BUNDLE, DSSE, EMPTY, REPOSITORY, SPDX
 
-from aioregistry import InvalidContent, Referrer, RegistryClient, UsageError, referrer_kind
+from aioregistry import (
+    InvalidContent,
+    NotFound,
+    Referrer,
+    RegistryClient,
+    UsageError,
+    referrer_kind,
+)
 from aioregistry._artifacts import cosign_tag_kind, referrers_tag
 
 pytestmark = pytest.mark.anyio
@@ -459,3 +466,26 @@ async def test_a_known_tag_list_is_not_fetched_again(client):
     # No fallback tag in the list given: it is not asked for either.
     assert not fake.requests_to(f"/v2/app/manifests/{referrers_tag(SUBJECT)}")
     assert state.api == {fake.host: False}
+
+
+async def test_a_404_about_the_repository_teaches_nothing_about_the_api(client):
+    # A registry with the API answers NAME_UNKNOWN for a repository it does not hold; that
+    # must not make the client treat the host as one without the API from then on.
+    async def api(request: web.Request) -> web.StreamResponse:
+        if request.path.startswith("/v2/gone/"):
+            body = {"errors": [{"code": "NAME_UNKNOWN", "message": "repository name not known"}]}
+            return web.json_response(body, status=404)
+        return await ReferrersAPI([_entry(1, SPDX)], filters=True)(request)
+
+    async with _fake_with(api) as fake:
+        fake.route("GET", "/v2/gone/referrers/*")(api)
+
+        @fake.route("GET", "/v2/gone/tags/list")
+        async def gone(request: web.Request) -> web.StreamResponse:
+            body = {"errors": [{"code": "NAME_UNKNOWN", "message": "repository name not known"}]}
+            return web.json_response(body, status=404)
+
+        with pytest.raises(NotFound):
+            await client.list_referrers(f"{fake.host}/gone@{SUBJECT}")
+        (found,) = await client.list_referrers(f"{fake.host}/app@{SUBJECT}")
+    assert (found.source, found.kind) == ("api", "sbom")
