@@ -357,6 +357,9 @@ def _check_advance(url: URL, next_url: URL, seen: set[str], *, what: str) -> Non
 
 async def _gather(calls: Sequence[Callable[[], Awaitable[Referrer | None]]]) -> list[Referrer]:
     """Run ``calls`` at once; their results in the order of ``calls``."""
+    if len(calls) < 2:  # the usual case in a scan: a task group would cost more than the call
+        found = [await call() for call in calls]
+        return [r for r in found if r is not None]
     results: list[Referrer | None] = [None] * len(calls)
 
     async def run(position: int, call: Callable[[], Awaitable[Referrer | None]]) -> None:

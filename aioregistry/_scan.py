@@ -141,10 +141,13 @@ class Pipeline:
             adaptive=concurrency is None,
             on_grow=self._grew,
             referrers=referrers,
-            tags_of=None if referrers is None else self._tags_of,
+            tags_of=None if referrers is None else self._referrer_tags,
         )
-        # Each repository's whole tag list (bookkeeping tags too), when referrers are wanted.
+        # Each repository's whole tag list, when referrers are wanted, and its bookkeeping
+        # tags: all a lookup needs of it (a fallback tag, cosign's tags), and few, so a
+        # lookup per digest does not go through a thousand tags each.
         self._tag_lists: Memo[Repository, list[str]] | None = None
+        self._bookkeeping: dict[Repository, list[str]] = {}
         if referrers is not None:
             self._tag_lists = Memo(_TAG_LISTS)
         self.total = len(self._images)
@@ -313,6 +316,14 @@ class Pipeline:
         if self._tag_lists is None:
             return await listed()
         return await self._tag_lists.get(repo, listed)
+
+    async def _referrer_tags(self, repo: Repository) -> Sequence[str]:
+        """The tags of ``repo`` that are referrer bookkeeping (`is_referrer_tag`)."""
+        kept = self._bookkeeping.get(repo)
+        if kept is None:
+            tags = await self._tags_of(repo)
+            kept = self._bookkeeping[repo] = [tag for tag in tags if is_referrer_tag(tag)]
+        return kept
 
     async def _work(
         self, jobs: MemoryObjectReceiveStream[_Job], results: MemoryObjectSendStream[ScanResult]

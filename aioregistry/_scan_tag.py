@@ -9,9 +9,10 @@ of round trip to the registry (Little's law), at most ``ceiling``.
 
 With ``referrers`` (a `ReferrersState`, the client's), each tag's result also gets the
 referrers of its digest (`_referrers.list_referrers`), listed once per digest in a scan and
-beside the image's own requests rather than after them; the repository's tag list comes from
-``tags_of`` (the scan has it already), so finding a fallback index or cosign's tags costs no
-listing, and a fallback tag that is not in the list costs no request.
+beside the image's own requests rather than after them; ``tags_of`` gives the repository's
+bookkeeping tags from the tag list the scan has already (`is_referrer_tag`: all a lookup
+reads of it), so finding a fallback index or cosign's tags costs no listing, and a fallback
+tag that is not in the list costs no request.
 """
 
 from __future__ import annotations
