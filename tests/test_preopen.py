@@ -38,7 +38,18 @@ async def _scan_far_registry(fake: FakeServer) -> tuple[int, int, int]:
         await anyio.sleep(0.3)
         return web.json_response({"name": "test/far", "tags": TAGS})
 
+    # Every manifest is answered once all 40 are in flight (or after 2 s), so that no request
+    # finds a connection another has finished with, however slowly the machine sends them.
+    arrived = 0
+    all_in_flight = anyio.Event()
+
     async def manifest(_: web.Request) -> web.Response:
+        nonlocal arrived
+        arrived += 1
+        if arrived == len(TAGS):
+            all_in_flight.set()
+        with anyio.move_on_after(2):
+            await all_in_flight.wait()
         await anyio.sleep(0.03)
         return web.Response(body=MANIFEST, content_type=DOCKER_V2)
 
