@@ -30,13 +30,16 @@ nox.options.sessions = ["lint", "typecheck", "tests"]
 
 def _run_tests(session: nox.Session) -> None:
     session.run("bash", ".ci/ensure-registry", external=True)
+    # the HTML report's tests open it in Debian's chromium (tests/test_report_browser.py)
+    session.run("bash", ".ci/ensure-chromium", external=True)
     session.install("-e", ".[test]")
     session.run("pytest", *session.posargs)
 
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """Run the test suite on the interpreter running nox (Debian's docker-registry needed)."""
+    """Run the test suite on the interpreter running nox (Debian's docker-registry and
+    chromium needed)."""
     _run_tests(session)
 
 

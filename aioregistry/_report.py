@@ -53,7 +53,9 @@ def csp_hash(text: str) -> str:
 
 
 def _asset(name: str) -> str:
-    text = resources.files(__package__).joinpath(_TEMPLATES, name).read_text(encoding="utf-8")
+    text = (
+        resources.files(__package__).joinpath(_TEMPLATES).joinpath(name).read_text(encoding="utf-8")
+    )
     if "</" in text:  # would end the element it is inlined in (and none is needed)
         raise AssertionError(f"{name} holds '</'")
     return text

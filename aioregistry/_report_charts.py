@@ -160,7 +160,7 @@ def format_number(value: int | None) -> str:
     return "–" if value is None else f"{value:,}"
 
 
-def _int(value: Any) -> int | None:
+def _int(value: object) -> int | None:
     # bool is an int in Python, and never a size or an age
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 

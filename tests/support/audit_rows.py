@@ -55,7 +55,7 @@ def synthetic_rows(
 ) -> list[dict[str, Any]]:
     """``count`` rows over up to 22 repositories: ages from days to years (a few unknown),
     1 to 4 platforms, some tags sharing a digest, some signed / with an SBOM, a few errors."""
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 (made-up data, reproducible by seed)
     rows: list[dict[str, Any]] = []
     for index in range(count):
         repository = _REPOSITORIES[min(int(rng.expovariate(0.25)), len(_REPOSITORIES) - 1)]
@@ -150,7 +150,6 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "unique_size": sum(unique.values()),
         "unsigned": sum(1 for row in images if not row["signed"]),
         "without_sbom": sum(1 for row in images if not row["sbom"]),
-        "oldest": oldest
-        and {k: oldest[k] for k in ("reference", "created", "age_days")},
+        "oldest": oldest and {k: oldest[k] for k in ("reference", "created", "age_days")},
         "largest": largest and {k: largest[k] for k in ("reference", "size")},
     }
