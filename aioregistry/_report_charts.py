@@ -18,6 +18,7 @@ from typing import Any
 
 __all__ = [
     "AGE_BUCKETS",
+    "COVERAGE_REPOSITORIES",
     "TOP_PLATFORMS",
     "TOP_REPOSITORIES",
     "AgeChart",
@@ -47,12 +48,12 @@ AGE_BUCKETS: tuple[tuple[str, int, int | None], ...] = (
     ("> 2 yrs", 730, None),
 )
 UNKNOWN_AGE = "unknown"
-TOP_REPOSITORIES = 15
+TOP_REPOSITORIES = 10
 TOP_PLATFORMS = 12
-COVERAGE_REPOSITORIES = 20
+COVERAGE_REPOSITORIES = 10
 
 # Geometry (SVG user units; the SVGs scale to their box with a viewBox).
-AGE_WIDTH, AGE_HEIGHT = 560, 240
+AGE_WIDTH, AGE_HEIGHT = 560, 190
 AGE_TOP, AGE_BOTTOM, AGE_LEFT = 24, 40, 8
 SIZE_WIDTH, SIZE_ROW, SIZE_LABEL, SIZE_VALUE = 560, 22, 200, 80
 CELL_WIDTH, CELL_HEIGHT, COVERAGE_LABEL, COVERAGE_HEADER = 56, 22, 200, 90

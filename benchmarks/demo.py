@@ -15,6 +15,12 @@
    ``auth check`` and a private image with alice's password on stdin.
 
 ``--keep`` leaves the registry running afterwards, until Ctrl-C, to try commands by hand.
+``--report FILE`` also writes the HTML report of an audit (``aioregistry/_report.py``) to
+FILE, made from synthetic rows (``tests/support/audit_rows.py``: 2,000 tags over 22
+repositories, signed or not, of several platforms and ages; ``--report-rows N``), since the
+demo's own images are too few and too alike to show what the charts are for;
+``--screenshot PNG`` opens that report in headless chromium (Debian's, as the tests do) and
+saves the first screen, 1280x900: the README's ``docs/audit-report.png``.
 The registry is stopped however the script ends; its exit status is the first failing scan's.
 """
 
@@ -36,6 +42,8 @@ from types import FrameType
 TESTS_DIR = Path(__file__).resolve().parent.parent / "tests"
 sys.path.insert(0, str(TESTS_DIR))
 
+from support.audit_rows import summarise, synthetic_rows  # noqa: E402
+from support.browser import missing, start_chromium  # noqa: E402
 from support.content import Content, PushedImage, PushedIndex  # noqa: E402
 from support.registry import REGISTRY_BINARY, RegistryProcess  # noqa: E402
 from support.tokens import DEFAULT_USERS  # noqa: E402
@@ -148,6 +156,29 @@ def _wait_for_ctrl_c(registry: RegistryProcess) -> None:
         _say("the registry exited; log tail:\n" + registry.log_tail(10))
 
 
+def _write_report(path: Path, rows: int) -> None:
+    from aioregistry._report import render_report  # noqa: PLC0415 (needs the report extra)
+
+    data = synthetic_rows(rows)
+    started = time.monotonic()
+    html = render_report(summarise(data), data, title=f"Registry audit ({rows:,} synthetic tags)")
+    path.write_text(html, encoding="utf-8")
+    _say(
+        f"report: {path} ({len(html) / 1e6:.1f} MB, {rows:,} synthetic rows, "
+        f"rendered in {time.monotonic() - started:.2f} s)"
+    )
+
+
+def _screenshot(report: Path, png: Path) -> None:
+    browser = start_chromium(1280, 900)
+    try:
+        browser.get(report.resolve().as_uri())
+        browser.save_screenshot(str(png))
+    finally:
+        browser.quit()
+    _say(f"screenshot: {png} ({png.stat().st_size / 1e3:.0f} kB)")
+
+
 def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
     # SystemExit unwinds the `with` blocks, so the registry is stopped on `kill` too.
     raise SystemExit(128 + signum)
@@ -168,6 +199,22 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="N",
         help="distinct images behind those tags (default 60)",
     )
+    parser.add_argument(
+        "--report", type=Path, metavar="FILE", help="write an audit's HTML report to FILE"
+    )
+    parser.add_argument(
+        "--report-rows",
+        type=int,
+        default=2000,
+        metavar="N",
+        help="synthetic tags in the report (default 2000)",
+    )
+    parser.add_argument(
+        "--screenshot",
+        type=Path,
+        metavar="PNG",
+        help="save the report's first screen (1280x900) as PNG, in headless chromium",
+    )
     return parser.parse_args(argv)
 
 
@@ -175,6 +222,9 @@ def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     if not Path(REGISTRY_BINARY).is_file():
         _say(f"demo: {REGISTRY_BINARY} is missing: run `bash .ci/ensure-registry` (as root)")
+        return 2
+    if args.screenshot and missing():
+        _say(f"demo: --screenshot: {missing()}")
         return 2
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     # Ctrl-C must stop --keep even when started from a shell that ignores SIGINT (`cmd &`).
@@ -209,6 +259,12 @@ def main(argv: list[str] | None = None) -> int:
                 _cli("scan", f"{host}/private/secret", "--format", "table"), "alice"
             ),
         ]
+        if args.report or args.screenshot:
+            report = args.report or Path(tmp) / "audit.html"
+            _write_report(report, args.report_rows)
+            if args.screenshot:
+                _screenshot(report, args.screenshot)
+            _say()
         if args.keep:
             _wait_for_ctrl_c(registry)
     return next((status for status in statuses if status != 0), 0)

@@ -72,3 +72,27 @@ def test_the_demo_runs_its_scans_against_a_token_auth_registry() -> None:
     rows = [line for line in out.splitlines() if line.startswith("test/many:t00")]
     assert len(rows) == 30  # the table: every tag of test/many
     assert out.count('"tag":"t00') == 3  # the jsonl scan shown as `| head -n 3`
+
+
+def test_the_demo_writes_an_html_report_and_its_screenshot(tmp_path) -> None:
+    report, png = tmp_path / "audit.html", tmp_path / "shot.png"
+    result = subprocess.run(
+        [
+            *(sys.executable, str(DEMO), "--many-tags", "5", "--distinct", "2"),
+            *("--report-rows", "300", "--report", str(report), "--screenshot", str(png)),
+        ],
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    err = result.stderr.decode()
+    assert result.returncode == 0, err[-2000:]
+    assert f"report: {report} (" in err
+    html = report.read_text(encoding="utf-8")
+    assert 'id="row-count" data-matching="300" data-total="300"' in html
+    header = png.read_bytes()[:24]
+    assert header[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (int.from_bytes(header[16:20], "big"), int.from_bytes(header[20:24], "big")) == (
+        1280,
+        900,
+    )

@@ -22,7 +22,7 @@ from support.audit_rows import summarise, synthetic_rows
 from support.browser import console_messages, missing, start_chromium
 
 from aioregistry._report import render_report
-from aioregistry._report_charts import AGE_BUCKETS, TOP_REPOSITORIES
+from aioregistry._report_charts import AGE_BUCKETS, COVERAGE_REPOSITORIES, TOP_REPOSITORIES
 
 ROWS = 10_000
 PAGE_SIZE = 200  # the page's default
@@ -230,7 +230,8 @@ def test_the_charts_are_drawn_from_the_rows(browser, report, rows):
     assert dict(cells[1]) == dict(offered)
     repositories = len({row["repository"] for row in rows})
     drawn = browser.find_elements(By.CSS_SELECTOR, "#chart-coverage g.cell rect")
-    assert len(drawn) == len(offered) * (1 + min(repositories, 20) + (repositories > 20))
+    shown = min(repositories, COVERAGE_REPOSITORIES) + (repositories > COVERAGE_REPOSITORIES)
+    assert len(drawn) == len(offered) * (1 + shown)
 
     read = [row for row in rows if not row["error"]]
     shares = browser.execute_script(

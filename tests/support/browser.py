@@ -25,7 +25,7 @@ def missing() -> str | None:
 
 
 def start_chromium(width: int = 1280, height: int = 900) -> Any:
-    """A headless chromium of that window size keeping the browser console's messages."""
+    """A headless chromium showing pages of that size, keeping the console's messages."""
     from selenium import webdriver  # noqa: PLC0415 (only where a browser is wanted)
     from selenium.webdriver.chrome.service import Service  # noqa: PLC0415
 
@@ -48,7 +48,11 @@ def start_chromium(width: int = 1280, height: int = 900) -> Any:
     ):
         options.add_argument(argument)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    # --window-size counts the window, not the page: make the page itself width x height.
+    metrics = {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False}
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)
+    return driver
 
 
 def console_messages(driver: Any) -> list[dict[str, Any]]:
