@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from ._audit_rows import AuditRow
-from ._exceptions import UsageError
+from ._exceptions import InvalidPlatform, UsageError
 from ._models import Platform, as_platform
 from ._platforms import normalize
 
@@ -53,6 +53,15 @@ def _pattern(text: str | None, what: str) -> re.Pattern[str] | None:
         raise UsageError(f"invalid {what} regular expression {text!r}: {exc}") from None
 
 
+def _platform(platform: str | Platform | None) -> Platform | None:
+    if platform is None:
+        return None
+    try:
+        return as_platform(platform)
+    except InvalidPlatform as exc:
+        raise InvalidPlatform(f"invalid --missing-platform {platform!r}: {exc}") from None
+
+
 @dataclass(frozen=True, slots=True)
 class AuditFilter:
     """The rows an audit keeps (see the module doc); `build` checks and parses each part."""
@@ -82,7 +91,7 @@ class AuditFilter:
             exclude=_pattern(exclude, "--exclude"),
             older_than=None if older_than is None else parse_duration(older_than),
             newer_than=None if newer_than is None else parse_duration(newer_than),
-            missing_platform=None if missing_platform is None else as_platform(missing_platform),
+            missing_platform=_platform(missing_platform),
             unsigned=unsigned,
         )
 

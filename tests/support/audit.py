@@ -18,9 +18,10 @@ legacy tags, as ``referrers.py`` pushes them):
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .content import (
     OCI_INDEX,
@@ -47,7 +48,15 @@ from .referrers import (
 if TYPE_CHECKING:
     from .registry import RegistryProcess
 
-__all__ = ["NOTATION", "REPOSITORY", "AuditContent", "build_audit", "push_audit"]
+__all__ = [
+    "NOTATION",
+    "REPOSITORY",
+    "AuditContent",
+    "answers",
+    "build_audit",
+    "days_since",
+    "push_audit",
+]
 
 REPOSITORY = "test/audit"
 NOTATION = "application/vnd.cncf.notary.signature"
@@ -80,12 +89,58 @@ class AuditContent:
         """Compressed bytes of ``image``: its config and layers, as its manifest says."""
         return len(image.config_raw) + sum(layer.size for layer in image.layers)
 
+    def expected(self, tag: str, platform: str, now: datetime) -> dict[str, Any]:
+        """What an audit at ``now`` answers for ``tag`` on ``platform``, as `answers` has a
+        row's JSON."""
+        item = self.tags[tag]
+        image = self.image(tag, platform)
+        offered = (
+            [c.platform for c in item.children if c.platform != "unknown/unknown"]
+            if isinstance(item, PushedIndex)
+            else [item.platform]
+        )
+        referrers = self.referrers.get(item.digest, [])
+        kinds = {kind for _, kind in referrers}
+        created = self.created[image.digest]
+        return {
+            "tag": tag,
+            "digest": item.digest,
+            "platform": platform,
+            "platforms": offered,
+            "created": created,
+            "age_days": days_since(created, now),
+            "size": self.size(image),
+            "layers": len(image.layers),
+            "same_digest": sorted(
+                t for t, other in self.tags.items() if other is item and t != tag
+            ),
+            "signed": "signature" in kinds,
+            "sbom": "sbom" in kinds,
+            "attestation": "attestation" in kinds,
+            "referrers": {artifact.digest: kind for artifact, kind in referrers},
+            "error": None,
+        }
+
     @staticmethod
     def blobs(image: PushedImage) -> dict[str, int]:
         return {
             image.config_digest: len(image.config_raw),
             **{layer.digest: layer.size for layer in image.layers},
         }
+
+
+def days_since(created: str, now: datetime) -> int:
+    """Whole days from ``created`` (RFC 3339, at most microseconds) to ``now``."""
+    moment = datetime.fromisoformat(created.replace("Z", "+00:00"))
+    return math.floor((now - moment) / timedelta(days=1))
+
+
+def answers(row: dict[str, Any]) -> dict[str, Any]:
+    """A row's JSON as `AuditContent.expected` has it: ``referrers`` as digest -> kind, and
+    without the reference and repository (the registry's address)."""
+    data = {k: v for k, v in row.items() if k not in ("reference", "repository")}
+    data["referrers"] = {r["digest"]: r["kind"] for r in row["referrers"]}
+    return data
 
 
 def build_audit(now: datetime | None = None) -> tuple[AuditContent, _Plan]:
