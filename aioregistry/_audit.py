@@ -19,11 +19,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator
 from datetime import datetime
-from types import TracebackType
 
 from ._audit_filter import AuditFilter
 from ._audit_rows import AuditRow, build_row
 from ._audit_summary import AuditSummary, Summariser
+from ._once import IterateOnce
 from ._scan import Scan
 from ._scan_results import ScanResult, ScanStats
 
@@ -53,7 +53,7 @@ class _Repository:
         return sorted(tag for tag in self.tags_on.get(result.digest, ()) if tag != result.tag)
 
 
-class Audit:
+class Audit(IterateOnce[AuditRow]):
     """The row stream of `RegistryClient.audit`: iterate it once, as a `Scan`.
 
     ``summary`` is the `AuditSummary` of the rows yielded so far (final once the iteration
@@ -65,29 +65,13 @@ class Audit:
         self._keep = keep
         self.now = now
         self._summariser = Summariser()
-        self._generator: AsyncGenerator[AuditRow, None] | None = None
 
-    def __aiter__(self) -> AsyncGenerator[AuditRow, None]:
-        if self._generator is not None:
-            raise RuntimeError("an Audit can be iterated only once")
-        self._generator = self._rows()
-        return self._generator
-
-    async def __aenter__(self) -> Audit:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
+    def _iterate(self) -> AsyncGenerator[AuditRow, None]:
+        return self._rows()
 
     async def aclose(self) -> None:
         """Stop the audit (and its scan)."""
-        if self._generator is not None:
-            await self._generator.aclose()
+        await super().aclose()
         await self._scan.aclose()
 
     @property

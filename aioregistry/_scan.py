@@ -33,7 +33,6 @@ import asyncio
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from types import TracebackType
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
@@ -46,6 +45,7 @@ from ._models import (
     Platform,
     as_platform,
 )
+from ._once import IterateOnce
 from ._references import (
     Reference,
     Repository,
@@ -377,7 +377,7 @@ class Pipeline:
             self._hire(2 * sum(limiter.limit for limiter in self._tags.limiters.values()))
 
 
-class Scan:
+class Scan(IterateOnce[ScanResult]):
     """The result stream of `RegistryClient.scan`: iterate it once.
 
     ``async with client.scan(...) as results: async for r in results: ...`` stops the scan
@@ -389,29 +389,9 @@ class Scan:
 
     def __init__(self, pipeline: Pipeline) -> None:
         self._pipeline = pipeline
-        self._generator: AsyncGenerator[ScanResult, None] | None = None
 
-    def __aiter__(self) -> AsyncGenerator[ScanResult, None]:
-        if self._generator is not None:
-            raise RuntimeError("a Scan can be iterated only once")
-        self._generator = self._pipeline.iterate()
-        return self._generator
-
-    async def __aenter__(self) -> Scan:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """Stop the scan: cancel in-flight requests and wait for every task to end."""
-        if self._generator is not None:
-            await self._generator.aclose()
+    def _iterate(self) -> AsyncGenerator[ScanResult, None]:
+        return self._pipeline.iterate()
 
     @property
     def total(self) -> int:

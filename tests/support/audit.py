@@ -27,10 +27,10 @@ from .content import (
     OCI_INDEX,
     PushedImage,
     PushedIndex,
+    _image,
     _Plan,
     apush_plan,
     build_attestation,
-    build_image,
     build_index,
     build_layer,
     run_in_thread,
@@ -148,14 +148,14 @@ def build_audit(now: datetime | None = None) -> tuple[AuditContent, _Plan]:
     recent = _rfc3339(now - timedelta(days=10))
     fresh = _rfc3339(now - timedelta(hours=2))
     base = build_layer(f"{REPOSITORY}:base", 4096)
-    old = build_image(
+    old = _image(
         REPOSITORY,
         "old",
         "linux/amd64",
         layers=(base, build_layer(f"{REPOSITORY}:old", 2048)),
         created=OLD_CREATED,
     )
-    multi_amd64 = build_image(
+    multi_amd64 = _image(
         REPOSITORY,
         "multi-amd64",
         "linux/amd64",
@@ -163,7 +163,7 @@ def build_audit(now: datetime | None = None) -> tuple[AuditContent, _Plan]:
         layers=(base, build_layer(f"{REPOSITORY}:multi-amd64", 8192, oci=True)),
         created=MULTI_CREATED,
     )
-    multi_arm64 = build_image(
+    multi_arm64 = _image(
         REPOSITORY,
         "multi-arm64",
         "linux/arm64",
@@ -173,7 +173,7 @@ def build_audit(now: datetime | None = None) -> tuple[AuditContent, _Plan]:
     )
     attestation = build_attestation(REPOSITORY, multi_amd64)
     multi = build_index(REPOSITORY, OCI_INDEX, (multi_amd64, multi_arm64, attestation))
-    only = build_image(
+    only = _image(
         REPOSITORY,
         "amd64-only",
         "linux/amd64",
@@ -182,7 +182,7 @@ def build_audit(now: datetime | None = None) -> tuple[AuditContent, _Plan]:
         created=recent,
     )
     only_index = build_index(REPOSITORY, OCI_INDEX, (only,))
-    edge = build_image(REPOSITORY, "edge", "linux/arm64", layer_sizes=(5000,), created=fresh)
+    edge = _image(REPOSITORY, "edge", "linux/arm64", layer_sizes=(5000,), created=fresh)
     tags: dict[str, PushedImage | PushedIndex] = {
         "v1.0": old,
         "stable": old,

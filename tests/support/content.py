@@ -535,27 +535,9 @@ def build_content(*, many_tags: int = 300, distinct: int = 40) -> tuple[Content,
     return Content(tags=tags, many_repository=MANY_REPOSITORY, many_tags=many), plan
 
 
-def build_image(
-    repository: str,
-    label: str,
-    platform: str,
-    *,
-    oci: bool = False,
-    layers: tuple[PushedBlob, ...] | None = None,
-    layer_sizes: tuple[int, ...] = (1536,),
-    created: str = CREATED,
-) -> PushedImage:
-    """One image for ``platform`` ("linux/arm/v7"), unique per ``label``: its layers given
-    or made of random bytes of ``layer_sizes``, its config dated ``created``."""
-    return _image(
-        repository,
-        label,
-        platform,
-        oci=oci,
-        layers=layers,
-        layer_sizes=layer_sizes,
-        created=created,
-    )
+def build_image(repository: str, label: str, platform: str, *, oci: bool = False) -> PushedImage:
+    """One small image for ``platform`` ("linux/arm/v7"), unique per ``label``."""
+    return _image(repository, label, platform, oci=oci)
 
 
 def build_layer(seed: str, size: int, *, oci: bool = False) -> PushedBlob:
