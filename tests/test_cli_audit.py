@@ -10,15 +10,22 @@ from __future__ import annotations
 import csv
 import io
 import os
+import signal
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import anyio
 import orjson
 import pytest
+from aiohttp import web
 from support.audit import REPOSITORY, answers
+from support.content import sha
+from support.fakes import DOCKER_V2, FakeServer, docker_manifest
+from support.signals import interrupt
 
 from aioregistry._audit_output import COLUMNS
 
@@ -158,6 +165,20 @@ def test_filters(repo, options, tags):
     assert len(rows) == len(tags)
 
 
+README_RECIPES = {  # the README's recipes, and the tags each finds in support.audit's content
+    "--older-than 90d": {"v1.0", "stable", "v2.0"},  # stale tags
+    "--unsigned": {"edge"},  # tags nothing signs
+    "--missing-platform linux/arm64": {"v1.0", "stable", "v3.0"},  # images lacking arm64
+}
+
+
+@pytest.mark.parametrize(("options", "tags"), README_RECIPES.items(), ids=README_RECIPES)
+def test_the_readme_recipes(repo, options, tags):
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    assert f"$ aioregistry audit ghcr.io/org/app {options} " in readme
+    assert {row["tag"] for row in jsonl(repo, *options.split())} == tags
+
+
 def test_the_summary_counts_the_rows_kept(repo):
     summary = orjson.loads(ok(repo, "--format", "json", "--older-than", "90d"))["summary"]
     assert (summary["tags"], summary["images"], summary["unsigned"]) == (3, 2, 0)
@@ -254,3 +275,98 @@ def test_a_registry_given_as_a_target_hints_at_the_catalog(registry_audit):
     result = run(registry.host)
     assert result.returncode == 2
     assert f"`aioregistry audit --catalog {registry.host}`".encode() in result.stderr
+
+
+# -- streaming and interruption: an in-process registry holding one repository back ----------
+
+FAST = [f"fast{i}" for i in range(5)]
+HELD = [f"held{i}" for i in range(5)]
+CONFIG = b'{"architecture":"amd64","os":"linux","created":"2024-01-01T00:00:00Z"}'
+MANIFEST = docker_manifest(CONFIG)
+
+
+@pytest.fixture
+async def half_held() -> AsyncIterator[tuple[FakeServer, anyio.Event]]:
+    """``test/fast``: five tags answered at once; ``test/held``: five whose manifests are
+    never answered (the event is set once all five are asked for)."""
+    asked = anyio.Event()
+    waiting: set[str] = set()
+    async with FakeServer() as fake:
+
+        async def tags(request: web.Request) -> web.Response:
+            fast = request.path.startswith("/v2/test/fast/")
+            return web.json_response({"tags": FAST if fast else HELD})
+
+        async def manifest(_: web.Request) -> web.Response:
+            return web.Response(body=MANIFEST, content_type=DOCKER_V2)
+
+        async def config(_: web.Request) -> web.Response:
+            return web.Response(body=CONFIG, content_type="application/octet-stream")
+
+        async def hold(request: web.Request) -> web.Response:
+            waiting.add(request.path)
+            if len(waiting) == len(HELD):
+                asked.set()
+            await anyio.sleep_forever()
+            raise AssertionError  # pragma: no cover
+
+        for name in ("fast", "held"):
+            fake.route("GET", f"/v2/test/{name}/tags/list")(tags)
+        for tag in FAST:
+            fake.route("GET", f"/v2/test/fast/manifests/{tag}")(manifest)
+        for tag in HELD:
+            fake.route("GET", f"/v2/test/held/manifests/{tag}")(hold)
+        fake.route("GET", f"/v2/test/fast/blobs/{sha(CONFIG)}")(config)
+        yield fake, asked
+
+
+def _audit_command(fake: FakeServer, *args: str) -> list[str]:
+    return [
+        sys.executable, "-m", "aioregistry", "audit", f"{fake.host}/test/fast",
+        f"{fake.host}/test/held", "--plain-http", *args,
+    ]  # fmt: skip
+
+
+def _jsonl_records(text: bytes) -> list[dict[str, object]]:
+    return [orjson.loads(line) for line in text.split(b"\n")[:-1]]
+
+
+def _check_fast(rows: list[dict[str, Any]]) -> None:
+    assert sorted(str(row["tag"]) for row in rows) == FAST
+    for row in rows:
+        assert row["error"] is None
+        assert row["digest"] == sha(MANIFEST)
+        assert row["created"] == "2024-01-01T00:00:00Z"
+        assert sorted(row["same_digest"]) == sorted(t for t in FAST if t != row["tag"])
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("signum", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"]
+)
+async def test_a_finished_repository_streams_while_another_is_held(half_held, signum, status):
+    fake, _ = half_held
+    command = _audit_command(fake, "--format", "jsonl")
+    out, err, before, code = await interrupt(command, signum, _jsonl_records, len(FAST))
+    assert code == status
+    rows = _jsonl_records(out)
+    assert out.endswith(b"\n")  # whole lines only
+    assert rows == before
+    _check_fast(rows)  # with same_digest: the repository was whole when they went out
+    assert f"interrupted ({signum.name})" in err.decode()
+    assert "Traceback" not in err.decode()
+
+
+@pytest.mark.anyio
+async def test_an_interrupted_json_audit_is_one_whole_object(half_held):
+    fake, asked = half_held
+    command = _audit_command(fake, "--format", "json")
+    out, err, before, code = await interrupt(command, signal.SIGINT, lambda _: [], 0, ready=asked)
+    assert code == 130
+    assert before == []  # json is written when the audit ends: nothing before
+    document = orjson.loads(out)
+    assert list(document) == ["summary", "rows"]
+    # What was in (the fast repository, whole, or not yet) and its summary, never the held.
+    assert {row["tag"] for row in document["rows"]} <= set(FAST)
+    assert document["summary"]["tags"] == len(document["rows"])
+    assert "Traceback" not in err.decode()

@@ -16,7 +16,7 @@ import struct
 import subprocess
 import sys
 import termios
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import anyio
 import orjson
@@ -24,6 +24,7 @@ import pytest
 from aiohttp import web
 from support.content import sha
 from support.fakes import DOCKER_V2, FakeServer, Handler, docker_manifest
+from support.signals import interrupt
 
 from aioregistry import RegistryClient
 
@@ -95,30 +96,6 @@ def _jsonl_records(text: bytes) -> list[dict[str, object]]:
     return [orjson.loads(line) for line in text.split(b"\n")[:-1]]
 
 
-async def _interrupt(
-    command: list[str],
-    signum: signal.Signals,
-    printed: Callable[[bytes], list[dict[str, object]] | None],
-) -> tuple[bytes, bytes, list[dict[str, object]], int]:
-    """Run ``command``, send ``signum`` once ``printed(stdout so far)`` has the five fast
-    results; returns stdout, stderr, the records printed before the signal and the status."""
-    async with await anyio.open_process(command) as process:
-        assert process.stdout is not None
-        assert process.stderr is not None
-        out = b""
-        with anyio.fail_after(20):
-            while (before := printed(out)) is None or len(before) < len(FAST):
-                out += await process.stdout.receive()
-        process.send_signal(signum)
-        with anyio.fail_after(10):
-            async for chunk in process.stdout:
-                out += chunk
-            err = b"".join([chunk async for chunk in process.stderr])
-            await process.wait()
-        assert process.returncode is not None
-        return out, err, before, process.returncode
-
-
 def _check_summary(err: bytes, signum: signal.Signals) -> None:
     text = err.decode()
     assert "Traceback" not in text
@@ -130,7 +107,7 @@ def _check_summary(err: bytes, signum: signal.Signals) -> None:
 @pytest.mark.parametrize(("signum", "status"), SIGNALS, ids=["SIGINT", "SIGTERM"])
 async def test_an_interrupted_json_scan_is_still_one_array(held, signum, status):
     command = _scan_command(held, "--format", "json")
-    out, err, before, code = await _interrupt(command, signum, _json_records)
+    out, err, before, code = await interrupt(command, signum, _json_records, len(FAST))
     assert code == status
     records = orjson.loads(out)  # whole: the array is closed
     assert records == before  # exactly the results printed before the signal
@@ -141,7 +118,7 @@ async def test_an_interrupted_json_scan_is_still_one_array(held, signum, status)
 @pytest.mark.parametrize(("signum", "status"), SIGNALS, ids=["SIGINT", "SIGTERM"])
 async def test_an_interrupted_jsonl_scan_ends_with_whole_lines(held, signum, status):
     command = _scan_command(held, "--format", "jsonl")
-    out, err, before, code = await _interrupt(command, signum, _jsonl_records)
+    out, err, before, code = await interrupt(command, signum, _jsonl_records, len(FAST))
     assert code == status
     assert out.endswith(b"\n")
     records = _jsonl_records(out)
