@@ -65,6 +65,7 @@ class Audit(IterateOnce[AuditRow]):
         self._keep = keep
         self.now = now
         self._summariser = Summariser()
+        self._releasing = 0  # rows of a repository just completed, still to be yielded
 
     def _iterate(self) -> AsyncGenerator[AuditRow, None]:
         return self._rows()
@@ -93,8 +94,8 @@ class Audit(IterateOnce[AuditRow]):
 
     @property
     def ready(self) -> int:
-        """Scan results waiting: a writer can flush when it is 0."""
-        return self._scan.ready
+        """Rows and scan results waiting: a writer can flush when it is 0."""
+        return self._scan.ready + self._releasing
 
     def _row(self, result: ScanResult, repository: _Repository | None) -> AuditRow | None:
         same = repository.same_digest(result) if repository is not None else []
@@ -132,13 +133,20 @@ class Audit(IterateOnce[AuditRow]):
                     continue
                 repository.held.append(result)
                 waiting[result.repository] = repository
-                for finished in self._completed(waiting):
-                    for row in self._release(finished):
-                        yield row
-            for repository in waiting.values():  # every tag is in: nothing waits more
-                for row in self._release(repository):
+                released = self._release(self._completed(waiting))
+                for row in released:
+                    self._releasing -= 1
                     yield row
+            # Every tag is in: nothing waits more.
+            for row in self._release(list(waiting.values())):
+                self._releasing -= 1
+                yield row
 
-    def _release(self, repository: _Repository) -> list[AuditRow]:
-        held, repository.held = repository.held, []
-        return [row for result in held if (row := self._row(result, repository)) is not None]
+    def _release(self, repositories: list[_Repository]) -> list[AuditRow]:
+        """The rows held back by ``repositories``, counted in `ready` until yielded."""
+        rows = []
+        for repository in repositories:
+            held, repository.held = repository.held, []
+            rows += [row for result in held if (row := self._row(result, repository)) is not None]
+        self._releasing = len(rows)
+        return rows

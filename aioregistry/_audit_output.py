@@ -158,26 +158,49 @@ def _platforms(platforms: list[str]) -> str:
 
 
 # (name, width, right-aligned): REFERENCE takes what the terminal has left.
-_FIXED = (
-    ("PLATFORM", 11, False),
-    ("CREATED", 10, False),
-    ("AGE", 6, True),
-    ("SIZE", 8, True),
-    ("LAYERS", 6, True),
-    ("PLATFORMS", 13, False),
-    ("SAME DIGEST", 12, False),
-    ("SIGNED", 6, False),
-    ("SBOM", 4, False),
-    ("ATTEST", 6, False),
-)
-_MIN_REFERENCE = 20
+_FIXED = {
+    "PLATFORM": (11, False),
+    "CREATED": (10, False),
+    "AGE": (6, True),
+    "SIZE": (8, True),
+    "LAYERS": (6, True),
+    "PLATFORMS": (13, False),
+    "SAME DIGEST": (12, False),
+    "SIGNED": (6, False),
+    "SBOM": (4, False),
+    "ATTEST": (6, False),
+}
+# Left out in this order while REFERENCE would get fewer than `_MIN_REFERENCE` cells (AGE
+# says what CREATED does, roughly; an 80-column terminal keeps AGE, SIZE, SIGNED and SBOM).
+_LEAVE_OUT = ("LAYERS", "PLATFORM", "ATTEST", "SAME DIGEST", "CREATED", "PLATFORMS")
+_MIN_REFERENCE = 24
+_GAP = 2  # between two columns
+
+
+def _cells(data: dict[str, Any], reference: str) -> dict[str, str]:
+    created, age = data["created"], data["age_days"]
+    return {
+        "REFERENCE": reference,
+        "PLATFORM": data["platform"] or "-",
+        "CREATED": created[:10] if created else "-",
+        "AGE": "-" if age is None else f"{age}d",
+        "SIZE": human_size(data["size"]),
+        "LAYERS": "-" if data["layers"] is None else str(data["layers"]),
+        "PLATFORMS": _platforms(data["platforms"]),
+        "SAME DIGEST": " ".join(data["same_digest"]) or "-",
+        "SIGNED": "yes" if data["signed"] else "-",
+        "SBOM": "yes" if data["sbom"] else "-",
+        "ATTEST": "yes" if data["attestation"] else "-",
+    }
 
 
 class Table:
     """Rows printed as they come, in columns of fixed widths (a row folds rather than
-    widening its column, so the first rows need not wait for the last); a failed row's
-    error on a line of its own under it; the summary at the end. ``registry``, when every
-    row is of that one registry, is named once in the title and cut from the references."""
+    widening its column, so the first rows need not wait for the last); on a narrow terminal
+    the least telling columns are left out (`_LEAVE_OUT`, said under the rows); a failed
+    row's error on a line of its own under it; the summary at the end. ``registry``, when
+    every row is of that one registry, is named once in the title and cut from the
+    references."""
 
     def __init__(self, text: IO[str], summary: Summary, *, registry: str | None) -> None:
         from rich.console import Console  # noqa: PLC0415  (only tables need rich)
@@ -186,8 +209,18 @@ class Table:
         self._summary = summary
         self._registry = registry
         width = self._console.width
-        fixed = sum(w for _, w, _ in _FIXED) + 2 * len(_FIXED)
-        self._reference = max(_MIN_REFERENCE, width - fixed)
+        self._columns = dict(_FIXED)
+        self._left_out: list[str] = []
+
+        def left() -> int:
+            return width - sum(w + _GAP for w, _ in self._columns.values())
+
+        for name in _LEAVE_OUT:
+            if left() >= _MIN_REFERENCE:
+                break
+            del self._columns[name]
+            self._left_out.append(name)
+        self._reference = max(_MIN_REFERENCE, left())
         self._first = True
 
     def _table(self, *, header: bool) -> RichTable:
@@ -195,7 +228,7 @@ class Table:
 
         table = RichTable(box=None, pad_edge=False, show_header=header, header_style="bold")
         table.add_column("REFERENCE", width=self._reference, overflow="fold")
-        for name, width, right in _FIXED:
+        for name, (width, right) in self._columns.items():
             table.add_column(
                 name, width=width, overflow="fold", justify="right" if right else "left"
             )
@@ -210,18 +243,9 @@ class Table:
         reference: str = data["reference"]
         if self._registry is not None:
             reference = reference.removeprefix(f"{self._registry}/")
-        created = data["created"]
-        age = data["age_days"]
+        cells = _cells(data, reference)
         table.add_row(
-            reference,
-            data["platform"] or "-",
-            created[:10] if created else "-",
-            "-" if age is None else f"{age}d",
-            human_size(data["size"]),
-            "-" if data["layers"] is None else str(data["layers"]),
-            _platforms(data["platforms"]),
-            " ".join(data["same_digest"]) or "-",
-            *("yes" if data[key] else "-" for key in ("signed", "sbom", "attestation")),
+            *(cells[name] for name in ("REFERENCE", *self._columns)),
             style="red" if data["error"] else None,
         )
         self._console.print(table)
@@ -234,6 +258,11 @@ class Table:
     def close(self) -> None:
         if self._first:
             self._console.print("no tags", highlight=False)
+        elif self._left_out:
+            left_out = ", ".join(self._left_out)
+            self._console.print(
+                f"{left_out} left out at this width (--format json has them)", highlight=False
+            )
         for line in summary_lines(self._summary()):
             self._console.print(line, highlight=False)
         self.flush()

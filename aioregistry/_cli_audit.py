@@ -115,7 +115,8 @@ async def run_audit(args: argparse.Namespace, client: RegistryClient) -> int:
         output: Output[AuditRow] = writer
         if args.sort:
             output = _Sorted(writer, args.sort, reverse=args.reverse)
-        return await write_stream(audit, output, debug=args.debug)
+        streamed = fmt == "table" and not args.sort and text.isatty()
+        return await write_stream(audit, output, debug=args.debug, on_terminal=streamed)
     finally:
         if args.output:
             text.close()

@@ -19,7 +19,7 @@ import asyncio
 import signal
 import sys
 import traceback
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -135,33 +135,36 @@ class Output(Protocol[T_contra]):
     def close(self) -> None: ...
 
 
-async def write_stream(stream: Stream[ItemT], output: Output[ItemT], *, debug: bool) -> int:
+async def write_stream(
+    stream: Stream[ItemT], output: Output[ItemT], *, debug: bool, on_terminal: bool = False
+) -> int:
     """Write every item of ``stream`` to ``output`` as it comes, with a progress bar on a
     terminal and the one-line summary on stderr at the end (see the module doc: signals,
-    a closed pipe); returns the exit status."""
+    a closed pipe); returns the exit status. ``on_terminal``: the output writes to the
+    terminal as items come (the bar gives way to it)."""
     reach = _Reach()
-    progress, advance = _progress() if sys.stderr.isatty() else (None, None)
+    bar = _Bar(gives_way=on_terminal)
     closed = False
     with anyio.CancelScope() as scope, _stopped_by_signals(scope) as caught:
         try:
             try:
                 async for item in stream:
+                    bar.before_write()
                     output.add(item)
                     if not stream.ready:
                         # A reader downstream sees each item as soon as no other is waiting;
                         # a burst of items costs one write, not one each.
                         output.flush()
+                        bar.after_flush()
                     reach.note(item)
-                    if advance is not None:
-                        advance(stream.total, stream.listed)
+                    bar.advance(stream.total, stream.listed)
             finally:
                 await stream.aclose()
         except BrokenPipeError:
             closed = True  # not a failed tag: the scan is over (its requests cancelled), quietly
             raise
         finally:
-            if progress is not None:
-                progress.stop()
+            bar.stop()
             if not closed:
                 # Whatever else ended the scan, what it printed is whole (a JSON array
                 # closed), and the table comes before the summary.
@@ -237,29 +240,52 @@ def _connection_failure(error: ScanError | None) -> ScanError | None:
     return error if error is not None and isinstance(error.exception, TransportError) else None
 
 
-def _progress() -> tuple[Any, Callable[[int, bool], None]]:
-    from rich.console import Console  # noqa: PLC0415
-    from rich.progress import (  # noqa: PLC0415
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-    )
+class _Bar:
+    """The progress bar on stderr, when it is a terminal. With ``gives_way`` (an output that
+    writes to the same terminal as it goes: the audit's table) the bar is taken down while a
+    burst of items is written, and put back after, so the two do not draw over each other."""
 
-    progress = Progress(
-        TextColumn("scanning"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        transient=True,
-        console=Console(stderr=True),
-    )
-    task = progress.add_task("scan", total=None)
-    progress.start()
+    def __init__(self, *, gives_way: bool) -> None:
+        self._progress: Any = None
+        self._gives_way = gives_way
+        self._down = False
+        if not sys.stderr.isatty():
+            return
+        from rich.console import Console  # noqa: PLC0415
+        from rich.progress import (  # noqa: PLC0415
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
 
-    def advance(total: int, listed: bool) -> None:
-        # The total grows while repositories are listed; unknown (pulsing) until then.
-        progress.update(task, advance=1, total=total if listed else None)
+        self._progress = Progress(
+            TextColumn("scanning"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            transient=True,
+            console=Console(stderr=True),
+        )
+        self._task = self._progress.add_task("scan", total=None)
+        self._progress.start()
 
-    return progress, advance
+    def before_write(self) -> None:
+        if self._progress is not None and self._gives_way and not self._down:
+            self._progress.stop()
+            self._down = True
+
+    def after_flush(self) -> None:
+        if self._down:
+            self._progress.start()
+            self._down = False
+
+    def advance(self, total: int, listed: bool) -> None:
+        if self._progress is not None:
+            # The total grows while repositories are listed; unknown (pulsing) until then.
+            self._progress.update(self._task, advance=1, total=total if listed else None)
+
+    def stop(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()

@@ -25,7 +25,7 @@ from aiohttp import web
 from support.audit import REPOSITORY, answers
 from support.content import sha
 from support.fakes import DOCKER_V2, FakeServer, docker_manifest
-from support.signals import interrupt
+from support.terminal import ANSI, Terminal, interrupt
 
 from aioregistry._audit_output import COLUMNS
 
@@ -370,3 +370,31 @@ async def test_an_interrupted_json_audit_is_one_whole_object(half_held):
     assert {row["tag"] for row in document["rows"]} <= set(FAST)
     assert document["summary"]["tags"] == len(document["rows"])
     assert "Traceback" not in err.decode()
+
+
+@pytest.mark.anyio
+async def test_on_a_narrow_terminal_the_table_leaves_columns_out(repo):
+    command = [sys.executable, "-m", "aioregistry", "audit", repo]  # no --format: a table
+    terminal = Terminal(command, columns=80)
+    try:
+        assert await terminal.finish() == 0
+    finally:
+        terminal.close()
+    lines = [line.rsplit("\r", 1)[-1] for line in ANSI.sub("", terminal.text).split("\n")]
+    # The progress bar gave way to the rows: what it drew, erased on a screen, is not them.
+    lines = [line for line in lines if not line.startswith("scanning ")]
+    assert "Traceback" not in terminal.text
+    start = next(i for i, line in enumerate(lines) if line.startswith("REFERENCE"))
+    assert lines[start].split() == ["REFERENCE", "AGE", "SIZE", "PLATFORMS", "SIGNED", "SBOM"]
+    rows = lines[start + 1 : start + 6]
+    assert all(len(line) <= 80 for line in lines[start : start + 6])
+    assert sorted(line.split()[0] for line in rows) == sorted(f"{REPOSITORY}:{t}" for t in DEFAULT)
+    caption = lines[start + 6]
+    assert (
+        caption
+        == (
+            "LAYERS, PLATFORM, ATTEST, SAME DIGEST, CREATED left out at this width "
+            "(--format json has them)"
+        )[: len(caption)]
+    )
+    assert "5 tags in 1 repository: 4 images" in terminal.text

@@ -8,14 +8,9 @@ output shows those results. Terminal behaviour runs on a pseudo-terminal (`os.op
 
 from __future__ import annotations
 
-import fcntl
-import os
-import re
 import signal
-import struct
 import subprocess
 import sys
-import termios
 from collections.abc import AsyncIterator
 
 import anyio
@@ -24,7 +19,7 @@ import pytest
 from aiohttp import web
 from support.content import sha
 from support.fakes import DOCKER_V2, FakeServer, Handler, docker_manifest
-from support.signals import interrupt
+from support.terminal import ANSI, Terminal, interrupt
 
 from aioregistry import RegistryClient
 
@@ -130,51 +125,6 @@ async def test_an_interrupted_jsonl_scan_ends_with_whole_lines(held, signum, sta
 # -- on a terminal ---------------------------------------------------------------------
 
 
-class Terminal:
-    """A process on a pseudo-terminal of ``columns`` columns (stdin, stdout and stderr)."""
-
-    def __init__(self, command: list[str], columns: int) -> None:
-        self.master, slave = os.openpty()
-        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
-        env = {**os.environ, "COLUMNS": str(columns), "LINES": "50", "TERM": "xterm-256color"}
-        self.process = subprocess.Popen(
-            command, stdin=slave, stdout=slave, stderr=slave, env=env, close_fds=True
-        )
-        os.close(slave)
-        self.output = b""
-
-    async def read(self) -> bool:
-        """Reads what is there; False once the process has closed the terminal."""
-        await anyio.wait_readable(self.master)
-        try:
-            chunk = os.read(self.master, 65536)
-        except OSError:  # EIO: no process has the terminal open any more
-            return False
-        self.output += chunk
-        return bool(chunk)
-
-    async def read_until(self, pattern: bytes) -> None:
-        with anyio.fail_after(20):
-            while not re.search(pattern, self.output):
-                assert await self.read(), self.output.decode(errors="replace")
-
-    async def finish(self) -> int:
-        with anyio.fail_after(20):
-            while await self.read():
-                pass
-            return await anyio.to_thread.run_sync(self.process.wait)
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
-        os.close(self.master)
-
-    @property
-    def text(self) -> str:
-        return self.output.decode().replace("\r\n", "\n")
-
-
 @pytest.mark.parametrize(("signum", "status"), SIGNALS, ids=["SIGINT", "SIGTERM"])
 async def test_an_interrupted_scan_on_a_terminal_prints_its_table_and_shows_the_cursor(
     held, signum, status
@@ -203,7 +153,6 @@ async def test_an_interrupted_scan_on_a_terminal_prints_its_table_and_shows_the_
 
 # -- tables at 80 columns ----------------------------------------------------------------
 
-ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 CONFIG = orjson.dumps({"architecture": "amd64", "os": "linux", "created": "2026-12-01T06:30:00Z"})
 IMAGE = docker_manifest(CONFIG)
 SHORT_REPO, SHORT_TAGS = "org/team/app", ["1", "latest"]
