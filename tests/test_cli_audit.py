@@ -398,3 +398,36 @@ async def test_on_a_narrow_terminal_the_table_leaves_columns_out(repo):
         )[: len(caption)]
     )
     assert "5 tags in 1 repository: 4 images" in terminal.text
+
+
+def test_html_is_the_report_modules_rendering_of_the_json_shapes(monkeypatch):
+    # The report (aioregistry._report, another branch) renders exactly the json format's
+    # summary object and row objects: a stand-in module records what it was given.
+    import importlib.machinery  # noqa: PLC0415
+    import types  # noqa: PLC0415
+
+    from aioregistry import AuditRow, AuditSummary  # noqa: PLC0415
+    from aioregistry._audit_output import REPORT_MODULE, audit_formats, audit_writer  # noqa: PLC0415
+
+    given: list[tuple[object, object]] = []
+
+    def render_report(summary: object, rows: object) -> str:
+        given.append((summary, rows))
+        return "<html>é</html>"
+
+    report = types.ModuleType(REPORT_MODULE)
+    report.__spec__ = importlib.machinery.ModuleSpec(REPORT_MODULE, None)
+    report.render_report = render_report  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, REPORT_MODULE, report)
+    assert "html" in audit_formats()
+    rows = [
+        AuditRow("r/x:a", "r/x", "a", "sha256:1", "linux/amd64", ("linux/amd64",), size=7),
+        AuditRow("r/x:b", "r/x", "b", "sha256:1", "linux/amd64", ("linux/amd64",), size=7),
+    ]
+    out = io.BytesIO()
+    writer = audit_writer("html", out, io.StringIO(), lambda: AuditSummary.of(rows))
+    for row in rows:
+        writer.add(row)
+    writer.close()
+    assert out.getvalue() == "<html>é</html>".encode()
+    assert given == [(AuditSummary.of(rows).to_json(), [row.to_json() for row in rows])]
