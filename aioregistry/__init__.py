@@ -16,6 +16,9 @@ from ._version import __version__
 
 if TYPE_CHECKING:
     from ._artifacts import Referrer, ReferrerKind, ReferrerSource, referrer_kind
+    from ._audit import Audit
+    from ._audit_rows import AuditRow
+    from ._audit_summary import AuditSummary
     from ._auth import Token, TokenCache
     from ._client import ClientStats, RegistryClient
     from ._config import Limits, Retries, Timeouts
@@ -61,6 +64,9 @@ if TYPE_CHECKING:
 # Where each public name lives (its module's own __all__ has it too).
 _HOMES = {
     "_artifacts": ("Referrer", "ReferrerKind", "ReferrerSource", "referrer_kind"),
+    "_audit": ("Audit",),
+    "_audit_rows": ("AuditRow",),
+    "_audit_summary": ("AuditSummary",),
     "_auth": ("Token", "TokenCache"),
     "_client": ("ClientStats", "RegistryClient"),
     "_config": ("Limits", "Retries", "Timeouts"),
@@ -107,6 +113,9 @@ _HOME_OF = {name: module for module, names in _HOMES.items() for name in names}
 
 __all__ = [
     "DEFAULT_PLATFORM",
+    "Audit",
+    "AuditRow",
+    "AuditSummary",
     "AuthenticationError",
     "ClientStats",
     "ConfigBlob",

@@ -11,6 +11,7 @@ import argparse
 import gc
 from collections.abc import Callable, Sequence
 
+from ._audit_output import audit_formats
 from ._output import FORMATS
 from ._version import __version__
 
@@ -90,21 +91,17 @@ _rate = _positive("rate", "a number > 0")
 _seconds = _positive("timeout", "seconds > 0")
 
 
-def _scan_arguments(parser: argparse.ArgumentParser) -> None:
+def _target_arguments(parser: argparse.ArgumentParser, verb: str) -> None:
+    """What ``scan`` and ``audit`` both take: the targets, the catalog, the platform and the
+    pace."""
     parser.add_argument(
         "targets",
         nargs="*",
         metavar="REPO_OR_IMAGE",
-        help="a repository (every tag is scanned) or an image with a :tag or @digest",
+        help=f"a repository (every tag is {verb}ed) or an image with a :tag or @digest",
     )
     parser.add_argument(
-        "--catalog", metavar="REGISTRY", help="also scan every repository of this registry"
-    )
-    parser.add_argument(
-        "--what",
-        choices=("digest", "manifest", "config"),
-        default="config",
-        help="what to fetch for each tag (default config; digest uses HEAD only)",
+        "--catalog", metavar="REGISTRY", help=f"also {verb} every repository of this registry"
     )
     parser.add_argument(
         "--platform",
@@ -127,6 +124,16 @@ def _scan_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="RPS",
         help="start at most RPS requests per second to each registry (default: no cap)",
     )
+
+
+def _scan_arguments(parser: argparse.ArgumentParser) -> None:
+    _target_arguments(parser, "scan")
+    parser.add_argument(
+        "--what",
+        choices=("digest", "manifest", "config"),
+        default="config",
+        help="what to fetch for each tag (default config; digest uses HEAD only)",
+    )
     parser.add_argument(
         "--format",
         choices=FORMATS,
@@ -144,6 +151,43 @@ def _scan_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="add to each result its referrers: signatures, SBOMs, attestations "
         "(the referrers API, else the fallback tag, and cosign's tags)",
+    )
+
+
+def _audit_arguments(parser: argparse.ArgumentParser) -> None:
+    _target_arguments(parser, "audit")
+    parser.add_argument("--include", metavar="REGEX", help="only tags this matches (searched)")
+    parser.add_argument("--exclude", metavar="REGEX", help="leave out tags this matches")
+    when = "(e.g. 90d, 12h, 2w: hours, days, weeks)"
+    parser.add_argument(
+        "--older-than", metavar="AGE", help=f"only images built longer ago than AGE {when}"
+    )
+    parser.add_argument(
+        "--newer-than", metavar="AGE", help=f"only images built within the last AGE {when}"
+    )
+    parser.add_argument(
+        "--missing-platform",
+        metavar="OS/ARCH[/VARIANT]",
+        help="only tags that do not offer this platform, e.g. linux/arm64",
+    )
+    parser.add_argument(
+        "--unsigned", action="store_true", help="only tags that no signature refers to"
+    )
+    parser.add_argument(
+        "--sort",
+        choices=("created", "size", "tag"),
+        help="sort the rows (oldest, smallest, or by repository and tag first); "
+        "the output then waits for the last tag",
+    )
+    parser.add_argument("--reverse", action="store_true", help="reverse the --sort order")
+    parser.add_argument(
+        "--format",
+        choices=audit_formats(),
+        help="output format (default: table on a terminal, jsonl otherwise; with --output, "
+        "the file's suffix: .json, .csv, .jsonl)",
+    )
+    parser.add_argument(
+        "-o", "--output", metavar="FILE", help="write the output to FILE instead of stdout"
     )
 
 
@@ -209,6 +253,12 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     p = command("scan", "scan every tag of repositories (or given images) at once")
     _scan_arguments(p)
+    p = command(
+        "audit",
+        "audit every tag of repositories (or given images): age, size, platforms, tags on the "
+        "same image, signatures, SBOMs, attestations; filters, and a summary",
+    )
+    _audit_arguments(p)
     auth = sub.add_parser("auth", help="check credentials", description="check credentials")
     auth_sub = auth.add_subparsers(dest="auth_command", required=True, metavar="ACTION")
     check_help = (
@@ -233,7 +283,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status."""
     parser = _build_parser()
     args, extra = parser.parse_known_args(argv)
-    if args.command == "scan" and not any(arg.startswith("-") for arg in extra):
+    if args.command in ("scan", "audit") and not any(arg.startswith("-") for arg in extra):
         # Options between targets (`scan A --what digest B`): argparse gives the targets
         # (nargs="*") the first run of positionals only, and leaves the later runs over.
         args.targets += extra

@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable
 import anyio
 import orjson
 
+from ._cli_audit import run_audit
 from ._cli_hints import check_image, check_repository
 from ._cli_scan import EXIT_OK, EXIT_PIPE, EXIT_USAGE, run_scan
 from ._client import RegistryClient
@@ -68,6 +69,13 @@ def _explicit_credentials(args: argparse.Namespace) -> Credentials | None:
     return Credentials(args.username, password)
 
 
+# The commands that stream many tags' answers (`_cli_scan`, `_cli_audit`).
+_BULK: dict[str, Callable[[argparse.Namespace, RegistryClient], Awaitable[int]]] = {
+    "scan": run_scan,
+    "audit": run_audit,
+}
+
+
 def _timeouts(seconds: float | None) -> Timeouts:
     """``--timeout``: the deadline of a try's connection and of each wait for the answer."""
     return DEFAULT_TIMEOUTS if seconds is None else Timeouts(connect=seconds, read=seconds)
@@ -84,8 +92,9 @@ async def _run(args: argparse.Namespace) -> int:
         timeouts=_timeouts(args.timeout),
     ) as client:
         command = args.command
-        if command == "scan":
-            return await run_scan(args, client)
+        bulk = _BULK.get(command)
+        if bulk is not None:
+            return await bulk(args, client)
         if command == "auth":
             _line(f"credentials: {await client.describe_credentials(args.registry)}")
             _line(await client.verify_credentials(args.registry))

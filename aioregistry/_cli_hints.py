@@ -49,12 +49,13 @@ def check_image(text: str) -> str:
     return text
 
 
-def check_scan_target(text: str) -> str:
-    """``text``, unless it is a registry where ``scan`` takes a repository or an image."""
+def check_scan_target(text: str, command: str = "scan") -> str:
+    """``text``, unless it is a registry where ``scan`` (or ``audit``, the ``command``) takes
+    a repository or an image."""
     if registry_given(text):
         raise _refuse(
             text,
             "a repository or an image",
-            f"`aioregistry scan --catalog {text}` scans all its repositories",
+            f"`aioregistry {command} --catalog {text}` {command}s all its repositories",
         )
     return text

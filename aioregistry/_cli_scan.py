@@ -19,9 +19,9 @@ import asyncio
 import signal
 import sys
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import anyio
 
@@ -31,9 +31,23 @@ from ._output import writer
 
 if TYPE_CHECKING:
     from ._client import RegistryClient
-    from ._scan_results import ScanError, ScanResult, ScanStats
+    from ._scan_results import ScanError, ScanStats
 
-__all__ = ["EXIT_OK", "EXIT_PIPE", "EXIT_SOME_FAILED", "EXIT_USAGE", "run_scan"]
+__all__ = [
+    "EXIT_OK",
+    "EXIT_PIPE",
+    "EXIT_SOME_FAILED",
+    "EXIT_USAGE",
+    "Item",
+    "Output",
+    "Stream",
+    "run_scan",
+    "write_stream",
+]
+
+T_co = TypeVar("T_co", covariant=True)
+T_contra = TypeVar("T_contra", contravariant=True)
+ItemT = TypeVar("ItemT", bound="Item")
 
 # Exit statuses shared with the other subcommands (_cli_commands.py adds 1 for a registry's
 # refusal and 130 for Ctrl-C).
@@ -86,51 +100,111 @@ async def run_scan(args: argparse.Namespace, client: RegistryClient) -> int:
         referrers=args.referrers,
     )
     output = writer(fmt, sys.stdout.buffer, include_manifest=args.what == "manifest")
-    unreached: dict[str, ScanError] = {}  # registry -> why, until one of its answers came
-    answered: set[str] = set()
-    progress, advance = _progress() if sys.stderr.isatty() else (None, None)
+    return await write_stream(scan, output, debug=args.debug)
+
+
+class Item(Protocol):
+    """What a stream yields (a `ScanResult`, an `AuditRow`): its repository and error."""
+
+    @property
+    def repository(self) -> str: ...
+    @property
+    def error(self) -> ScanError | None: ...
+
+
+class Stream(Protocol[T_co]):
+    """A `Scan` or an `Audit`: iterated once, with the scan's progress and stats."""
+
+    def __aiter__(self) -> AsyncIterator[T_co]: ...
+    async def aclose(self) -> None: ...
+    @property
+    def total(self) -> int: ...
+    @property
+    def listed(self) -> bool: ...
+    @property
+    def ready(self) -> int: ...
+    @property
+    def stats(self) -> ScanStats: ...
+
+
+class Output(Protocol[T_contra]):
+    """Where a stream's items are written: `_output`'s writers and `_audit_output`'s."""
+
+    def add(self, item: T_contra) -> None: ...
+    def flush(self) -> None: ...
+    def close(self) -> None: ...
+
+
+async def write_stream(
+    stream: Stream[ItemT], output: Output[ItemT], *, debug: bool, on_terminal: bool = False
+) -> int:
+    """Write every item of ``stream`` to ``output`` as it comes, with a progress bar on a
+    terminal and the one-line summary on stderr at the end (see the module doc: signals,
+    a closed pipe); returns the exit status. ``on_terminal``: the output writes to the
+    terminal as items come (the bar gives way to it)."""
+    reach = _Reach()
+    bar = _Bar(gives_way=on_terminal)
     closed = False
     with anyio.CancelScope() as scope, _stopped_by_signals(scope) as caught:
         try:
-            async with scan:
-                async for result in scan:
-                    output.add(result)
-                    if not scan.ready:
-                        # A reader downstream sees each result as soon as no other is waiting;
-                        # a burst of results costs one write, not one each.
+            try:
+                async for item in stream:
+                    bar.before_write()
+                    output.add(item)
+                    if not stream.ready:
+                        # A reader downstream sees each item as soon as no other is waiting;
+                        # a burst of items costs one write, not one each.
                         output.flush()
-                    registry = result.repository.split("/", 1)[0]
-                    failure = _connection_failure(result)
-                    if failure is None:
-                        answered.add(registry)
-                    else:
-                        unreached.setdefault(registry, failure)
-                    if advance is not None:
-                        advance(scan.total, scan.listed)
+                        bar.after_flush()
+                    reach.note(item)
+                    bar.advance(stream.total, stream.listed)
+            finally:
+                await stream.aclose()
         except BrokenPipeError:
             closed = True  # not a failed tag: the scan is over (its requests cancelled), quietly
             raise
         finally:
-            if progress is not None:
-                progress.stop()
+            bar.stop()
             if not closed:
                 # Whatever else ended the scan, what it printed is whole (a JSON array
                 # closed), and the table comes before the summary.
                 output.close()
                 interrupted = signal.Signals(caught[0]).name if caught else None
-                print(_summary(scan.stats, interrupted), file=sys.stderr)  # noqa: T201
+                print(_summary(stream.stats, interrupted), file=sys.stderr)  # noqa: T201
     if caught:
         return 128 + caught[0]  # as the shell reports a process the signal ended
-    down = [(name, error) for name, error in unreached.items() if name not in answered]
-    if down:
+    if reach.failed(debug=debug):
+        return EXIT_USAGE
+    return EXIT_SOME_FAILED if stream.stats.errors else EXIT_OK
+
+
+class _Reach:
+    """Which registries answered, and why the others did not (`_connection_failure`)."""
+
+    def __init__(self) -> None:
+        self._unreached: dict[str, ScanError] = {}  # registry -> why, until one answered
+        self._answered: set[str] = set()
+
+    def note(self, item: Item) -> None:
+        registry = item.repository.split("/", 1)[0]
+        failure = _connection_failure(item.error)
+        if failure is None:
+            self._answered.add(registry)
+        else:
+            self._unreached.setdefault(registry, failure)
+
+    def failed(self, *, debug: bool) -> bool:
+        """Whether a registry never answered; if so, says which on stderr."""
+        down = [(n, e) for n, e in self._unreached.items() if n not in self._answered]
+        if not down:
+            return False
         name, error = down[0]
-        if args.debug:
+        if debug:
             traceback.print_exception(error.exception)
         more = f" (and {len(down) - 1} more registries)" if len(down) > 1 else ""
         message = f"{name} could not be reached{more}: {error.message}"
         print(f"aioregistry: error: {message}", file=sys.stderr)  # noqa: T201
-        return EXIT_USAGE
-    return EXIT_SOME_FAILED if scan.stats.errors else EXIT_OK
+        return True
 
 
 @contextmanager
@@ -159,37 +233,59 @@ def _stopped_by_signals(scope: anyio.CancelScope) -> Iterator[list[int]]:
             signal.signal(sig, signal.SIG_DFL if handler is None else handler)
 
 
-def _connection_failure(result: ScanResult) -> ScanError | None:
+def _connection_failure(error: ScanError | None) -> ScanError | None:
     """The error of a tag or a repository that failed for want of an answer (connection, TLS,
     timeout): exit 2 when none of its registry's requests got one (a tag that timed out in a
     scan of a registry that answers the others is a failed tag: exit 1)."""
-    error = result.error
     return error if error is not None and isinstance(error.exception, TransportError) else None
 
 
-def _progress() -> tuple[Any, Callable[[int, bool], None]]:
-    from rich.console import Console  # noqa: PLC0415
-    from rich.progress import (  # noqa: PLC0415
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-    )
+class _Bar:
+    """The progress bar on stderr, when it is a terminal. With ``gives_way`` (an output that
+    writes to the same terminal as it goes: the audit's table) the bar is taken down while a
+    burst of items is written, and put back after, so the two do not draw over each other."""
 
-    progress = Progress(
-        TextColumn("scanning"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        transient=True,
-        console=Console(stderr=True),
-    )
-    task = progress.add_task("scan", total=None)
-    progress.start()
+    def __init__(self, *, gives_way: bool) -> None:
+        self._progress: Any = None
+        self._gives_way = gives_way
+        self._down = False
+        if not sys.stderr.isatty():
+            return
+        from rich.console import Console  # noqa: PLC0415
+        from rich.progress import (  # noqa: PLC0415
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
 
-    def advance(total: int, listed: bool) -> None:
-        # The total grows while repositories are listed; unknown (pulsing) until then.
-        progress.update(task, advance=1, total=total if listed else None)
+        self._progress = Progress(
+            TextColumn("scanning"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            transient=True,
+            console=Console(stderr=True),
+        )
+        self._task = self._progress.add_task("scan", total=None)
+        self._progress.start()
 
-    return progress, advance
+    def before_write(self) -> None:
+        if self._progress is not None and self._gives_way and not self._down:
+            self._progress.stop()
+            self._down = True
+
+    def after_flush(self) -> None:
+        if self._down:
+            self._progress.start()
+            self._down = False
+
+    def advance(self, total: int, listed: bool) -> None:
+        if self._progress is not None:
+            # The total grows while repositories are listed; unknown (pulsing) until then.
+            self._progress.update(self._task, advance=1, total=total if listed else None)
+
+    def stop(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from types import TracebackType
 from typing import TYPE_CHECKING
 
@@ -25,6 +26,7 @@ from ._config import DEFAULT_LIMITS, DEFAULT_RETRIES, DEFAULT_TIMEOUTS, Limits, 
 from ._config_files import HELPER_TIMEOUT
 from ._credential_source import CredentialSource
 from ._credentials import CredentialsLike
+from ._exceptions import UsageError
 from ._models import (
     DEFAULT_PLATFORM,
     ConfigBlob,
@@ -50,6 +52,7 @@ from ._stats import Meter
 from ._transport import Transport
 
 if TYPE_CHECKING:  # the scan's machinery is imported by `RegistryClient.scan`, when used
+    from ._audit import Audit
     from ._scan import Scan
     from ._scan_results import Resolve, What
 
@@ -455,6 +458,62 @@ class RegistryClient:
                 referrers=self._referrers if referrers else None,
             )
         )
+
+    def audit(
+        self,
+        *targets: str | Repository | Reference,
+        catalog: str | None = None,
+        platform: str | Platform | None = None,
+        concurrency: int | None = None,
+        repo_type: RepoType = "image",
+        include: str | None = None,
+        exclude: str | None = None,
+        older_than: str | timedelta | None = None,
+        newer_than: str | timedelta | None = None,
+        missing_platform: str | Platform | None = None,
+        unsigned: bool = False,
+        now: datetime | None = None,
+    ) -> Audit:
+        """Audit many tags at once; iterate the result to get one `AuditRow` per tag (per
+        platform with ``platform="all"``): its age, size, layers, platforms, the tags on the
+        same digest, whether it is signed and has an SBOM or attestations.
+
+        ``targets``, ``catalog``, ``platform``, ``concurrency`` and ``repo_type`` are
+        `scan`'s; the scan fetches configs and referrers (``what="config"``,
+        ``referrers=True``) and leaves out the referrer bookkeeping tags. The filters
+        compose: ``include`` / ``exclude`` are regular expressions searched in the tag,
+        ``older_than`` / ``newer_than`` durations (``"90d"``, ``"12h"``, ``"2w"``, or a
+        timedelta) from ``now`` (default: the call's time, UTC; ages count from it too),
+        ``missing_platform`` keeps tags that do not offer that platform, ``unsigned`` those
+        no signature names. A failed tag's row passes every filter but the tag's.
+        ``summary`` sums up the rows yielded (`AuditSummary`). Rows stream as each
+        repository's tags are all scanned (``same_digest`` needs them); prefer
+        ``async with client.audit(...) as rows:``.
+        """
+        self._check_open()
+        from ._audit import Audit  # noqa: PLC0415
+        from ._audit_filter import AuditFilter  # noqa: PLC0415
+
+        if now is not None and now.tzinfo is None:
+            raise UsageError("audit(now=...) must be an aware datetime (e.g. in UTC)")
+        keep = AuditFilter.build(
+            include=include,
+            exclude=exclude,
+            older_than=older_than,
+            newer_than=newer_than,
+            missing_platform=missing_platform,
+            unsigned=unsigned,
+        )
+        scan = self.scan(
+            *targets,
+            catalog=catalog,
+            what="config",
+            platform=platform,
+            concurrency=concurrency,
+            repo_type=repo_type,
+            referrers=True,
+        )
+        return Audit(scan, keep=keep, now=now or datetime.now(timezone.utc))
 
 
 def _as_reference(reference: str | Reference) -> Reference:

@@ -33,7 +33,6 @@ import asyncio
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from types import TracebackType
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
@@ -46,6 +45,7 @@ from ._models import (
     Platform,
     as_platform,
 )
+from ._once import IterateOnce
 from ._references import (
     Reference,
     Repository,
@@ -150,6 +150,12 @@ class Pipeline:
         self._bookkeeping: dict[Repository, list[str]] = {}
         if referrers is not None:
             self._tag_lists = Memo(_TAG_LISTS)
+        # Each repository's tags to be scanned (`tags_of_repository`); final once listed.
+        self._planned: dict[str, list[str]] = {}
+        self._planned_final: set[str] = set()
+        for image in self._images:
+            if image.tag is not None:
+                self._planned.setdefault(str(image.repository), []).append(image.tag)
         self.total = len(self._images)
         self.listed = False
         self._results = 0
@@ -168,6 +174,14 @@ class Pipeline:
     def ready(self) -> int:
         """Results finished and waiting to be taken."""
         return self._receive.statistics().current_buffer_used if self._receive else 0
+
+    def tags_of_repository(self, repository: str) -> Sequence[str] | None:
+        """Every tag of ``repository`` (as `ScanResult.repository` names it) that the scan
+        yields results for, once that is known (the repository listed, or every target and
+        the catalog), else None."""
+        if repository in self._planned_final or self.listed:
+            return self._planned.get(repository, [])
+        return None
 
     @property
     def stats(self) -> ScanStats:
@@ -291,6 +305,7 @@ class Pipeline:
                     self._preopen(await self._sessions.get(repo.registry))
                     tags = await self._tags_of(repo)
             except RegistryError as exc:
+                self._planned_final.add(str(repo))
                 await results.send(_listing_error(repo, exc))
                 return
             # A tag also given as an image (`R/x` and `R/x:latest`) is scanned once, as the
@@ -303,6 +318,8 @@ class Pipeline:
                 self._hidden += len(unique) - len(kept)
                 unique = kept
             refs = [Reference(repo, tag, None) for tag in unique]
+            self._planned.setdefault(str(repo), []).extend(unique)
+            self._planned_final.add(str(repo))
             self.total += len(refs)
             for ref in refs:
                 await jobs.send(_Job(ref))
@@ -360,7 +377,7 @@ class Pipeline:
             self._hire(2 * sum(limiter.limit for limiter in self._tags.limiters.values()))
 
 
-class Scan:
+class Scan(IterateOnce[ScanResult]):
     """The result stream of `RegistryClient.scan`: iterate it once.
 
     ``async with client.scan(...) as results: async for r in results: ...`` stops the scan
@@ -372,29 +389,9 @@ class Scan:
 
     def __init__(self, pipeline: Pipeline) -> None:
         self._pipeline = pipeline
-        self._generator: AsyncGenerator[ScanResult, None] | None = None
 
-    def __aiter__(self) -> AsyncGenerator[ScanResult, None]:
-        if self._generator is not None:
-            raise RuntimeError("a Scan can be iterated only once")
-        self._generator = self._pipeline.iterate()
-        return self._generator
-
-    async def __aenter__(self) -> Scan:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """Stop the scan: cancel in-flight requests and wait for every task to end."""
-        if self._generator is not None:
-            await self._generator.aclose()
+    def _iterate(self) -> AsyncGenerator[ScanResult, None]:
+        return self._pipeline.iterate()
 
     @property
     def total(self) -> int:
@@ -403,6 +400,11 @@ class Scan:
     @property
     def listed(self) -> bool:
         return self._pipeline.listed
+
+    def tags_of_repository(self, repository: str) -> Sequence[str] | None:
+        """The tags of ``repository`` this scan yields results for, None until it knows
+        them all (until the repository is listed)."""
+        return self._pipeline.tags_of_repository(repository)
 
     @property
     def ready(self) -> int:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ._artifacts import Referrer
-from ._models import ConfigBlob, ImageManifest
+from ._models import ConfigBlob, ImageManifest, Platform
 from ._ratelimit import RateLimit
 
 __all__ = ["Resolve", "ScanError", "ScanResult", "ScanStats", "What", "is_image_reference"]
@@ -35,7 +35,9 @@ class ScanResult:
 
     ``digest`` is what the tag points to (an index's own digest for a multi-arch tag);
     ``manifest_digest`` the platform's image manifest. A result with ``tag`` None and an
-    error means the repository itself could not be listed.
+    error means the repository itself could not be listed. ``platforms`` is every image
+    platform the tag offers (an index's entries, attestations left out; a single image's
+    from its config), None where the scan did not read it (a digest scan of an image).
     """
 
     reference: str
@@ -50,6 +52,7 @@ class ScanResult:
     config: ConfigBlob | None = field(default=None, repr=False)
     error: ScanError | None = None
     referrers: tuple[Referrer, ...] | None = None
+    platforms: tuple[Platform, ...] | None = None
 
     @property
     def ok(self) -> bool:

@@ -221,7 +221,11 @@ class TagScanner:
         if top is None:
             top = await self._manifest(session, ref.with_digest(digest), scope)
         if isinstance(top, ImageIndex):
-            entries = platform_entries(top, ref, self._platform)
+            base = replace(base, platforms=top.platforms)
+            try:
+                entries = platform_entries(top, ref, self._platform)
+            except RegistryError as exc:  # the platform is not offered: the tag still is
+                return [replace(base, error=ScanError.of(exc))]
             return [await self._resolve_entry(session, ref, scope, base, e) for e in entries]
         return [await self._finish(session, ref, scope, base=base, manifest=top, entry=None)]
 
@@ -258,9 +262,13 @@ class TagScanner:
             config = await self._config(session, ref.repository, scope, manifest.config)
             if platform is None and config.platform is not None:
                 platform = str(config.platform)
+        platforms = base.platforms
+        if platforms is None and config is not None and config.platform is not None:
+            platforms = (config.platform,)
         return replace(
             base,
             platform=platform,
+            platforms=platforms,
             manifest_digest=manifest.digest,
             config_digest=manifest.config.digest,
             manifest=manifest if self._what in ("manifest", "config") else None,

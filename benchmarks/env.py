@@ -43,7 +43,7 @@ from support.content import (  # noqa: E402
 from support.registry import RegistryProcess  # noqa: E402
 from support.tokens import TokenIssuer  # noqa: E402
 
-__all__ = ["BenchEnv", "Expected", "bench_env", "build_plan"]
+__all__ = ["BenchEnv", "Expected", "bench_env", "build_plan", "targets_of"]
 
 PLATFORMS = ("linux/amd64", "linux/arm64/v8", "linux/arm/v7")
 
@@ -57,10 +57,11 @@ class Expected:
     config_digest: str
 
 
-def _repository(
-    name: str, tags: int, distinct: int, multi_every: int, plan: _Plan
-) -> dict[str, Expected]:
-    """``tags`` tags over ``distinct`` images; every ``multi_every``-th image is an index."""
+def targets_of(
+    name: str, distinct: int, multi_every: int, plan: _Plan
+) -> list[PushedImage | PushedIndex]:
+    """The ``distinct`` images of repository ``name`` (the same bytes every time), added to
+    ``plan``; every ``multi_every``-th is an index. Tag ``t`` points at image ``t % distinct``."""
     targets: list[PushedImage | PushedIndex] = []
     for i in range(distinct):
         if multi_every and i % multi_every == 0:
@@ -76,6 +77,14 @@ def _repository(
             image = _image(name, f"image{i:04d}", "linux/amd64", layer_sizes=(512,))
             plan.add_image(image)
             targets.append(image)
+    return targets
+
+
+def _repository(
+    name: str, tags: int, distinct: int, multi_every: int, plan: _Plan
+) -> dict[str, Expected]:
+    """``tags`` tags over ``distinct`` images; every ``multi_every``-th image is an index."""
+    targets = targets_of(name, distinct, multi_every, plan)
     expected: dict[str, Expected] = {}
     width = len(str(tags - 1))
     for t in range(tags):

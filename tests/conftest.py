@@ -8,6 +8,8 @@
   distinct images in ``test/many`` (for scans); ``many_issuer`` is its issuer, reset.
 * ``registry_referrers``: anonymous, plain HTTP, a process of its own holding
   ``support.referrers``' artifacts, fallback indexes and cosign tags: ``(registry, content)``.
+* ``registry_audit``: likewise, holding ``support.audit``'s images of known dates, sizes,
+  platforms and referrers: ``(registry, content)``.
 
 Every test runs with HOME, DOCKER_CONFIG and XDG_RUNTIME_DIR in ``temp_home`` and without
 REGISTRY_AUTH_FILE, DOCKER_USER or DOCKER_PASSWORD (``no_personal_credentials``, autouse).
@@ -21,6 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support.audit import AuditContent, push_audit
 from support.certs import CertBundle, make_certs, make_server_cert
 from support.fakeregistry import SIMULATED_HOSTS
 from support.referrers import ReferrersContent, push_referrers
@@ -128,3 +131,9 @@ def registry_referrers(
     # A process of its own: the shared registries' catalogs stay what their content says.
     with RegistryProcess("http", registry_workdir / "referrers") as registry:
         yield registry, push_referrers(registry)
+
+
+@pytest.fixture(scope="session")
+def registry_audit(registry_workdir: Path) -> Iterator[tuple[RegistryProcess, AuditContent]]:
+    with RegistryProcess("http", registry_workdir / "audit") as registry:
+        yield registry, push_audit(registry)

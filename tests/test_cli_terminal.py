@@ -8,15 +8,10 @@ output shows those results. Terminal behaviour runs on a pseudo-terminal (`os.op
 
 from __future__ import annotations
 
-import fcntl
-import os
-import re
 import signal
-import struct
 import subprocess
 import sys
-import termios
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import anyio
 import orjson
@@ -24,6 +19,7 @@ import pytest
 from aiohttp import web
 from support.content import sha
 from support.fakes import DOCKER_V2, FakeServer, Handler, docker_manifest
+from support.terminal import ANSI, Terminal, interrupt
 
 from aioregistry import RegistryClient
 
@@ -95,30 +91,6 @@ def _jsonl_records(text: bytes) -> list[dict[str, object]]:
     return [orjson.loads(line) for line in text.split(b"\n")[:-1]]
 
 
-async def _interrupt(
-    command: list[str],
-    signum: signal.Signals,
-    printed: Callable[[bytes], list[dict[str, object]] | None],
-) -> tuple[bytes, bytes, list[dict[str, object]], int]:
-    """Run ``command``, send ``signum`` once ``printed(stdout so far)`` has the five fast
-    results; returns stdout, stderr, the records printed before the signal and the status."""
-    async with await anyio.open_process(command) as process:
-        assert process.stdout is not None
-        assert process.stderr is not None
-        out = b""
-        with anyio.fail_after(20):
-            while (before := printed(out)) is None or len(before) < len(FAST):
-                out += await process.stdout.receive()
-        process.send_signal(signum)
-        with anyio.fail_after(10):
-            async for chunk in process.stdout:
-                out += chunk
-            err = b"".join([chunk async for chunk in process.stderr])
-            await process.wait()
-        assert process.returncode is not None
-        return out, err, before, process.returncode
-
-
 def _check_summary(err: bytes, signum: signal.Signals) -> None:
     text = err.decode()
     assert "Traceback" not in text
@@ -130,7 +102,7 @@ def _check_summary(err: bytes, signum: signal.Signals) -> None:
 @pytest.mark.parametrize(("signum", "status"), SIGNALS, ids=["SIGINT", "SIGTERM"])
 async def test_an_interrupted_json_scan_is_still_one_array(held, signum, status):
     command = _scan_command(held, "--format", "json")
-    out, err, before, code = await _interrupt(command, signum, _json_records)
+    out, err, before, code = await interrupt(command, signum, _json_records, len(FAST))
     assert code == status
     records = orjson.loads(out)  # whole: the array is closed
     assert records == before  # exactly the results printed before the signal
@@ -141,7 +113,7 @@ async def test_an_interrupted_json_scan_is_still_one_array(held, signum, status)
 @pytest.mark.parametrize(("signum", "status"), SIGNALS, ids=["SIGINT", "SIGTERM"])
 async def test_an_interrupted_jsonl_scan_ends_with_whole_lines(held, signum, status):
     command = _scan_command(held, "--format", "jsonl")
-    out, err, before, code = await _interrupt(command, signum, _jsonl_records)
+    out, err, before, code = await interrupt(command, signum, _jsonl_records, len(FAST))
     assert code == status
     assert out.endswith(b"\n")
     records = _jsonl_records(out)
@@ -151,51 +123,6 @@ async def test_an_interrupted_jsonl_scan_ends_with_whole_lines(held, signum, sta
 
 
 # -- on a terminal ---------------------------------------------------------------------
-
-
-class Terminal:
-    """A process on a pseudo-terminal of ``columns`` columns (stdin, stdout and stderr)."""
-
-    def __init__(self, command: list[str], columns: int) -> None:
-        self.master, slave = os.openpty()
-        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
-        env = {**os.environ, "COLUMNS": str(columns), "LINES": "50", "TERM": "xterm-256color"}
-        self.process = subprocess.Popen(
-            command, stdin=slave, stdout=slave, stderr=slave, env=env, close_fds=True
-        )
-        os.close(slave)
-        self.output = b""
-
-    async def read(self) -> bool:
-        """Reads what is there; False once the process has closed the terminal."""
-        await anyio.wait_readable(self.master)
-        try:
-            chunk = os.read(self.master, 65536)
-        except OSError:  # EIO: no process has the terminal open any more
-            return False
-        self.output += chunk
-        return bool(chunk)
-
-    async def read_until(self, pattern: bytes) -> None:
-        with anyio.fail_after(20):
-            while not re.search(pattern, self.output):
-                assert await self.read(), self.output.decode(errors="replace")
-
-    async def finish(self) -> int:
-        with anyio.fail_after(20):
-            while await self.read():
-                pass
-            return await anyio.to_thread.run_sync(self.process.wait)
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
-        os.close(self.master)
-
-    @property
-    def text(self) -> str:
-        return self.output.decode().replace("\r\n", "\n")
 
 
 @pytest.mark.parametrize(("signum", "status"), SIGNALS, ids=["SIGINT", "SIGTERM"])
@@ -226,7 +153,6 @@ async def test_an_interrupted_scan_on_a_terminal_prints_its_table_and_shows_the_
 
 # -- tables at 80 columns ----------------------------------------------------------------
 
-ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 CONFIG = orjson.dumps({"architecture": "amd64", "os": "linux", "created": "2026-12-01T06:30:00Z"})
 IMAGE = docker_manifest(CONFIG)
 SHORT_REPO, SHORT_TAGS = "org/team/app", ["1", "latest"]

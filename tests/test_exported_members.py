@@ -21,8 +21,8 @@ from types import ModuleType
 import aioregistry
 
 EXPECTED = {
-    "AuthenticationError", "ClientStats", "ConfigBlob", "ConnectError", "Credentials",
-    "CredentialsError",
+    "Audit", "AuditRow", "AuditSummary", "AuthenticationError", "ClientStats", "ConfigBlob",
+    "ConnectError", "Credentials", "CredentialsError",
     "DEFAULT_PLATFORM", "Descriptor", "DigestMismatch", "ErrorDetail", "Forbidden", "ImageIndex",
     "ImageManifest", "InsecureCredentials", "InvalidContent", "InvalidPlatform",
     "InvalidReference", "Limits", "NoMatchingPlatform", "NotFound", "Platform", "ProtocolError",
@@ -35,7 +35,7 @@ EXPECTED = {
 }  # fmt: skip
 
 PACKAGE = Path(aioregistry.__file__).parent
-CLI_MODULES = ("_cli", "_cli_commands", "_cli_scan", "_output")
+CLI_MODULES = ("_cli", "_cli_commands", "_cli_scan", "_cli_audit", "_output", "_audit_output")
 NO_ALL = {"__main__"}  # the entry point of python -m aioregistry
 
 

@@ -53,9 +53,11 @@ __all__ = [
     "PushedImage",
     "PushedIndex",
     "apush_content",
+    "build_attestation",
     "build_content",
     "build_image",
     "build_index",
+    "build_layer",
     "push_content",
     "push_tagged",
     "sha",
@@ -285,8 +287,10 @@ def _image(
     oci: bool = False,
     layers: tuple[PushedBlob, ...] | None = None,
     layer_sizes: tuple[int, ...] = (1536,),
+    created: str = CREATED,
 ) -> PushedImage:
-    """A container image whose config carries ``label``, unique per image."""
+    """A container image whose config carries ``label``, unique per image, built at
+    ``created``."""
     layer_type = OCI_LAYER if oci else DOCKER_LAYER
     if layers is None:
         layers = tuple(
@@ -307,7 +311,7 @@ def _image(
     config: dict[str, Any] = _parse_platform(platform)
     config.update(
         {
-            "created": CREATED,
+            "created": created,
             "config": {
                 "Env": [SHELL_PATH],
                 "Cmd": ["/bin/sh"],
@@ -534,6 +538,16 @@ def build_content(*, many_tags: int = 300, distinct: int = 40) -> tuple[Content,
 def build_image(repository: str, label: str, platform: str, *, oci: bool = False) -> PushedImage:
     """One small image for ``platform`` ("linux/arm/v7"), unique per ``label``."""
     return _image(repository, label, platform, oci=oci)
+
+
+def build_layer(seed: str, size: int, *, oci: bool = False) -> PushedBlob:
+    """A gzipped tar layer of ``size`` random bytes (from ``seed``), to share between images."""
+    return _tar_layer(seed, size, OCI_LAYER if oci else DOCKER_LAYER)
+
+
+def build_attestation(repository: str, subject: PushedImage) -> PushedImage:
+    """A buildkit-style attestation manifest of ``subject`` (platform unknown/unknown)."""
+    return _attestation(repository, subject)
 
 
 def build_index(repository: str, media_type: str, children: tuple[PushedImage, ...]) -> PushedIndex:

@@ -28,6 +28,7 @@ from .content import (
     OCI_INDEX,
     OCI_MANIFEST,
     PushedImage,
+    PushedIndex,
     _Plan,
     apush_plan,
     run_in_thread,
@@ -88,7 +89,7 @@ class Artifact:
 
 
 def build_artifact(
-    subject: PushedImage,
+    subject: PushedImage | PushedIndex,
     *,
     artifact_type: str | None,
     layer_media_type: str,
@@ -125,7 +126,7 @@ def build_artifact(
     )
 
 
-def build_cosign(subject: PushedImage, suffix: str) -> tuple[str, Artifact]:
+def build_cosign(subject: PushedImage | PushedIndex, suffix: str) -> tuple[str, Artifact]:
     """cosign 2's legacy tag ``sha256-<hex>.<suffix>`` of ``subject`` and what it tags: an OCI
     manifest with a small image config and one layer of the payload (``sig``: simplesigning;
     ``att``: a DSSE envelope; ``sbom``: SPDX)."""

@@ -6,6 +6,8 @@ from typing_extensions import assert_type
 
 import aioregistry
 from aioregistry import (
+    AuditRow,
+    AuditSummary,
     ConfigBlob,
     Credentials,
     ImageIndex,
@@ -46,6 +48,14 @@ async def use() -> None:
             assert_type(scan.stats.concurrency["registry-1.docker.io"], int)
         async with client.scan("ubuntu", include_digest_tags=True) as scan:
             assert_type(scan.stats.hidden_tags, int)
+        async with client.audit("ubuntu", older_than="90d", unsigned=True) as audit:
+            async for row in audit:
+                assert_type(row, AuditRow)
+                assert_type(row.age_days, int | None)
+                assert_type(row.same_digest, tuple[str, ...])
+            assert_type(audit.summary, AuditSummary)
+            assert_type(audit.summary.unique_size, int)
+            assert_type(AuditSummary.of([]).oldest, AuditRow | None)
     async with RegistryClient(
         credentials=Credentials("me", identity_token="refresh"),
         limits=Limits(requests_per_second=50.0),
