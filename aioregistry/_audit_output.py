@@ -1,13 +1,14 @@
-"""Output formats of audit rows: ``table``, ``jsonl``, ``json``, ``csv`` (and ``html`` where
-the report renderer is installed), each an object with ``add(row)``, ``flush()`` and
-``close()``, as `_output`'s scan writers.
+"""Output formats of audit rows: ``table``, ``jsonl``, ``json``, ``csv`` and ``html``, each an
+object with ``add(row)``, ``flush()`` and ``close()``, as `_output`'s scan writers.
 
 `JsonLines` and `Csv` write each row as it comes (``csv``: a header row first, lists joined
 with spaces, booleans ``true``/``false``, null empty); `Table` prints each row as it comes
 in columns of fixed widths fitted to the terminal, then the summary; `Json` writes one object,
 ``{"summary": {...}, "rows": [...]}``, and `Html` the report of the same two, when closed: a
-summary heads them, so they wait for the last row. Every writer's ``close`` leaves its
-output whole, whenever it is called (an interrupted audit's rows so far). The summary is the
+summary heads them, so they wait for the last row (``html`` is `_report`'s page, which needs
+the extra ``report``, Jinja2: `_cli_audit` says so before any request when it is missing).
+Every writer's ``close`` leaves its output whole, whenever it is called (an interrupted
+audit's rows so far). The summary is the
 audit's own (`Audit.summary`), asked for when the writer closes. Rows are written from their
 JSON (`AuditRow.to_json`), so every format says the same.
 """
@@ -15,8 +16,6 @@ JSON (`AuditRow.to_json`), so every format says the same.
 from __future__ import annotations
 
 import csv
-import importlib
-import importlib.util
 import io
 from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, Any
@@ -47,15 +46,14 @@ COLUMNS = (
     "reference", "repository", "tag", "digest", "platform", "platforms", "created", "age_days",
     "size", "layers", "same_digest", "signed", "sbom", "attestation", "referrers", "error",
 )  # fmt: skip
-REPORT_MODULE = "aioregistry._report"  # render_report(summary, rows) -> str, when installed
+REPORT_MODULE = "aioregistry._report"  # render_report(summary, rows) -> str
 
 Summary = Callable[[], "AuditSummary"]
 
 
 def audit_formats() -> tuple[str, ...]:
-    """The formats ``audit --format`` takes: ``html`` only where the report is installed."""
-    formats = ("table", "jsonl", "json", "csv")
-    return (*formats, "html") if importlib.util.find_spec(REPORT_MODULE) else formats
+    """The formats ``audit --format`` takes (``html`` needs the extra ``report`` to write)."""
+    return ("table", "jsonl", "json", "csv", "html")
 
 
 class JsonLines:
@@ -98,8 +96,9 @@ class Html(Json):
     """The report (`REPORT_MODULE`'s ``render_report``) of the summary and rows, when closed."""
 
     def close(self) -> None:
-        render = importlib.import_module(REPORT_MODULE).render_report
-        page: str = render(self._summary().to_json(), self._rows)
+        from ._report import render_report  # noqa: PLC0415 (only html needs it, and Jinja2)
+
+        page = render_report(self._summary().to_json(), self._rows)
         self._out.write(page.encode())
         self._out.flush()
 

@@ -184,7 +184,7 @@ def _audit_arguments(parser: argparse.ArgumentParser) -> None:
         "--format",
         choices=audit_formats(),
         help="output format (default: table on a terminal, jsonl otherwise; with --output, "
-        "the file's suffix: .json, .csv, .jsonl)",
+        "the file's suffix: .json, .csv, .jsonl, .html)",
     )
     parser.add_argument(
         "-o", "--output", metavar="FILE", help="write the output to FILE instead of stdout"

@@ -7,7 +7,8 @@ written as they come (a repository's once each of its tags is scanned: ``same_di
 needs them); with it they are kept and written sorted at the end, which is also when
 ``json`` and ``html`` are written, their summary first. ``-o FILE`` writes there instead
 of stdout; its suffix chooses the format when ``--format`` does not. A bad filter is a usage
-error (exit 2) named before any request.
+error (exit 2) named before any request, and so are ``html`` without Jinja2 (the extra
+``report``) and ``html`` onto a terminal (a page is for a file or a pipe).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from ._cli_hints import check_scan_target
 from ._cli_scan import Output, write_stream
 from ._exceptions import UsageError
 from ._references import parse_reference, parse_registry, parse_repository
+from ._report import require_jinja2
 from ._scan_results import is_image_reference
 
 if TYPE_CHECKING:
@@ -99,6 +101,12 @@ async def run_audit(args: argparse.Namespace, client: RegistryClient) -> int:
         unsigned=args.unsigned,
     )
     fmt = _format(args)
+    if fmt == "html":
+        require_jinja2()
+        if not args.output and sys.stdout.isatty():
+            raise UsageError(
+                "--format html writes a whole page: give -o FILE.html, or redirect stdout"
+            )
     out: IO[bytes] = sys.stdout.buffer
     text: IO[str] = sys.stdout
     if args.output:

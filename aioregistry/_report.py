@@ -32,7 +32,7 @@ from ._version import __version__
 if TYPE_CHECKING:
     import jinja2
 
-__all__ = ["MISSING_JINJA2", "csp_hash", "render_report", "rows_json"]
+__all__ = ["MISSING_JINJA2", "csp_hash", "render_report", "require_jinja2", "rows_json"]
 
 MISSING_JINJA2 = "the html report needs Jinja2: pip install 'aioregistry[report]'"
 _TEMPLATES = "templates"
@@ -77,6 +77,11 @@ def _environment() -> jinja2.Environment:
     environment.filters["bytes"] = charts.format_bytes
     environment.filters["number"] = charts.format_number
     return environment
+
+
+def require_jinja2() -> None:
+    """Raise `UsageError` naming the extra to install unless Jinja2 can be imported."""
+    _environment()
 
 
 def render_report(

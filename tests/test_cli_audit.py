@@ -259,15 +259,30 @@ def test_bad_choices_are_usage_errors(repo, options, message):
     assert "Traceback" not in result.stderr.decode()
 
 
-def test_html_only_where_the_report_is():
-    from aioregistry._audit_output import audit_formats  # noqa: PLC0415
+def _run_without_jinja2(*args: str, cwd: Path) -> subprocess.CompletedProcess[bytes]:
+    # As if the extra "report" were not installed: importing jinja2 fails.
+    code = (
+        "import sys; sys.modules['jinja2'] = None; "
+        "from aioregistry._cli import console; sys.exit(console())"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code, "audit", *args],
+        capture_output=True,
+        cwd=cwd,
+        timeout=60,
+        check=False,
+    )
 
-    result = run("127.0.0.1:9/x", "--format", "html")
-    if "html" in audit_formats():
-        assert b"invalid choice" not in result.stderr
-    else:
-        assert result.returncode == 2
-        assert b"invalid choice: 'html'" in result.stderr
+
+@pytest.mark.parametrize("options", [("--format", "html", "-o", "a.html"), ("-o", "a.html")])
+def test_html_without_jinja2_names_the_extra_before_any_request(tmp_path, options):
+    # 127.0.0.1:9 (discard) would be a connection error: the usage error comes first.
+    result = _run_without_jinja2("127.0.0.1:9/x", *options, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.decode().strip() == (
+        "aioregistry: error: the html report needs Jinja2: pip install 'aioregistry[report]'"
+    )
+    assert not (tmp_path / "a.html").exists()  # nothing written, not even an empty file
 
 
 def test_a_registry_given_as_a_target_hints_at_the_catalog(registry_audit):
@@ -370,6 +385,20 @@ async def test_an_interrupted_json_audit_is_one_whole_object(half_held):
     assert {row["tag"] for row in document["rows"]} <= set(FAST)
     assert document["summary"]["tags"] == len(document["rows"])
     assert "Traceback" not in err.decode()
+
+
+@pytest.mark.anyio
+async def test_html_onto_a_terminal_is_refused_before_any_request():
+    command = [sys.executable, "-m", "aioregistry", "audit", "127.0.0.1:9/x", "--format", "html"]
+    terminal = Terminal(command, columns=120)
+    try:
+        assert await terminal.finish() == 2
+    finally:
+        terminal.close()
+    assert terminal.text.strip() == (
+        "aioregistry: error: --format html writes a whole page: give -o FILE.html, "
+        "or redirect stdout"
+    )
 
 
 @pytest.mark.anyio

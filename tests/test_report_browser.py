@@ -9,6 +9,8 @@ opened. 10,000 synthetic rows (tests/support/audit_rows.py) in the shapes of
 from __future__ import annotations
 
 import http.server
+import subprocess
+import sys
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -18,6 +20,7 @@ from typing import Any, ClassVar
 import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
+from support.audit import REPOSITORY
 from support.audit_rows import summarise, synthetic_rows
 from support.browser import console_messages, missing, start_chromium
 
@@ -321,3 +324,36 @@ def test_a_hostile_row_cannot_inject_markup_or_script(browser, tmp_path):
     assert _column(browser, "reference")[0] == HOSTILE  # shown as text, whole
     assert _column(browser, "error")[0] == HOSTILE
     assert HOSTILE in browser.find_element(By.ID, "summary").text
+
+
+@pytest.mark.parametrize("how", ["-o", "stdout"])
+def test_an_audit_of_a_real_registry_as_html_shows_every_tag(
+    browser, registry_audit, tmp_path, how
+):
+    registry, content = registry_audit
+    path = tmp_path / "audit.html"
+    command = [sys.executable, "-m", "aioregistry", "audit", f"{registry.host}/{REPOSITORY}"]
+    if how == "-o":  # the format from the file's suffix
+        result = subprocess.run(
+            [*command, "-o", str(path)], capture_output=True, timeout=60, check=False
+        )
+    else:  # into a pipe
+        result = subprocess.run(
+            [*command, "--format", "html"], capture_output=True, timeout=60, check=False
+        )
+        path.write_bytes(result.stdout)
+    assert result.returncode == 0, result.stderr.decode()
+    assert b"Traceback" not in result.stderr
+    _open(browser, path)
+    assert _problems(browser) == []
+    tags = sorted(content.tags)
+    assert _count(browser)[:2] == (len(tags), len(tags))
+    shown = _column(browser, "reference")
+    assert sorted(shown) == sorted(f"{registry.host}/{REPOSITORY}:{tag}" for tag in tags)
+    signed = dict(zip(shown, _column(browser, "signed"), strict=True))
+    for tag in tags:  # what the audit found is what the page says
+        kinds = {kind for _, kind in content.referrers.get(content.tags[tag].digest, [])}
+        expected = "yes" if "signature" in kinds else "no"
+        assert signed[f"{registry.host}/{REPOSITORY}:{tag}"] == expected, tag
+    bars = _bars(browser, "#chart-age g.bar")
+    assert sum(bar["value"] for bar in bars) == len(tags)
