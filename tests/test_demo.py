@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "benchmarks" / "demo.py"
 
@@ -74,12 +76,14 @@ def test_the_demo_runs_its_scans_against_a_token_auth_registry() -> None:
     assert out.count('"tag":"t00') == 3  # the jsonl scan shown as `| head -n 3`
 
 
-def test_the_demo_writes_an_html_report_and_its_screenshot(tmp_path) -> None:
+@pytest.mark.parametrize("synthetic", [True, False], ids=["synthetic", "audit"])
+def test_the_demo_writes_an_html_report_and_its_screenshot(tmp_path, synthetic) -> None:
     report, png = tmp_path / "audit.html", tmp_path / "shot.png"
+    rows = ["--report-rows", "300"] if synthetic else []
     result = subprocess.run(
         [
-            *(sys.executable, str(DEMO), "--many-tags", "5", "--distinct", "2"),
-            *("--report-rows", "300", "--report", str(report), "--screenshot", str(png)),
+            *(sys.executable, str(DEMO), "--many-tags", "5", "--distinct", "2", *rows),
+            *("--report", str(report), "--screenshot", str(png)),
         ],
         capture_output=True,
         timeout=120,
@@ -87,9 +91,14 @@ def test_the_demo_writes_an_html_report_and_its_screenshot(tmp_path) -> None:
     )
     err = result.stderr.decode()
     assert result.returncode == 0, err[-2000:]
-    assert f"report: {report} (" in err
     html = report.read_text(encoding="utf-8")
-    assert 'id="row-count" data-matching="300" data-total="300"' in html
+    if synthetic:
+        assert f"report: {report} (" in err
+        assert 'id="row-count" data-matching="300" data-total="300"' in html
+    else:  # the demo registry's audit: test/many's 5 tags, test/multi's and test/single's 2 each
+        assert f" -o {report}\n" in err  # and org/team/app's one
+        assert 'id="row-count" data-matching="10" data-total="10"' in html
+        assert all(f"/test/many:t000{i}" in html for i in range(5))
     header = png.read_bytes()[:24]
     assert header[:8] == b"\x89PNG\r\n\x1a\n"
     assert (int.from_bytes(header[16:20], "big"), int.from_bytes(header[20:24], "big")) == (
