@@ -110,7 +110,7 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy --strict on the package (and on tests/typing when it exists)."""
-    session.install(MYPY, "-e", ".")
+    session.install(MYPY, "-e", ".[report]")  # the report extra: _report imports Jinja2
     targets = ["aioregistry"]
     if Path("tests/typing").is_dir():
         targets.append("tests/typing")
