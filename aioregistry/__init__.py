@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from ._credentials import Credentials
     from ._exceptions import (
         AuthenticationError,
+        CacheError,
         ConnectError,
         CredentialsError,
         DigestMismatch,
@@ -57,6 +58,7 @@ if TYPE_CHECKING:
     from ._scan import Scan
     from ._scan_results import Resolve, ScanError, ScanResult, ScanStats, What
     from ._scopes import RepoType
+    from ._store import CacheInfo, ContentStore
 
 # Where each public name lives (its module's own __all__ has it too).
 _HOMES = {
@@ -67,6 +69,7 @@ _HOMES = {
     "_credentials": ("Credentials",),
     "_exceptions": (
         "AuthenticationError",
+        "CacheError",
         "ConnectError",
         "CredentialsError",
         "DigestMismatch",
@@ -102,15 +105,19 @@ _HOMES = {
     "_scan": ("Scan",),
     "_scan_results": ("Resolve", "ScanError", "ScanResult", "ScanStats", "What"),
     "_scopes": ("RepoType",),
+    "_store": ("CacheInfo", "ContentStore"),
 }
 _HOME_OF = {name: module for module, names in _HOMES.items() for name in names}
 
 __all__ = [
     "DEFAULT_PLATFORM",
     "AuthenticationError",
+    "CacheError",
+    "CacheInfo",
     "ClientStats",
     "ConfigBlob",
     "ConnectError",
+    "ContentStore",
     "Credentials",
     "CredentialsError",
     "Descriptor",

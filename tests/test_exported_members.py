@@ -21,7 +21,8 @@ from types import ModuleType
 import aioregistry
 
 EXPECTED = {
-    "AuthenticationError", "ClientStats", "ConfigBlob", "ConnectError", "Credentials",
+    "AuthenticationError", "CacheError", "CacheInfo", "ClientStats", "ConfigBlob", "ConnectError",
+    "ContentStore", "Credentials",
     "CredentialsError",
     "DEFAULT_PLATFORM", "Descriptor", "DigestMismatch", "ErrorDetail", "Forbidden", "ImageIndex",
     "ImageManifest", "InsecureCredentials", "InvalidContent", "InvalidPlatform",
