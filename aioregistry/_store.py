@@ -48,6 +48,7 @@ __all__ = [
     "MEMORY_ENTRIES",
     "CacheInfo",
     "ContentStore",
+    "default_cache_dir",
     "open_store",
 ]
 
@@ -299,6 +300,14 @@ def open_store(
     return ContentStore(path, max_bytes=max_bytes)
 
 
+def default_cache_dir() -> Path:
+    """Where the command line keeps its cache: the platform's user cache directory, on Linux
+    ``$XDG_CACHE_HOME/aioregistry`` (``~/.cache/aioregistry``)."""
+    import platformdirs  # noqa: PLC0415  (only a command that caches pays for it)
+
+    return Path(platformdirs.user_cache_dir("aioregistry", appauthor=False))
+
+
 def _prepare(root: Path, blobs: Path) -> None:
     """Make (or check) the directory: ours, 0700, and the OCI layout's two files."""
     try:
@@ -336,10 +345,14 @@ def _check_private(directory: Path) -> None:
     mode = stat.S_IMODE(info.st_mode)
     if mode & 0o077:
         who = "read" if not mode & 0o022 else "write"
+        advice = (
+            "choose a directory of your own with --cache DIR"  # a shared one such as /tmp
+            if mode & stat.S_ISVTX
+            else f"chmod 700 {directory} if it is yours alone, or choose another with --cache DIR"
+        )
         raise CacheError(
             f"the cache directory {directory} is mode {mode:04o}: other users can {who} it, "
-            "and it holds image configs, which may carry secrets "
-            f"(chmod 700 {directory}, or choose another with --cache DIR)"
+            f"and it holds image configs, which may carry secrets ({advice})"
         )
 
 
