@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from ._credentials import Credentials
     from ._exceptions import (
         AuthenticationError,
+        CacheError,
         ConnectError,
         CredentialsError,
         DigestMismatch,
@@ -60,6 +61,7 @@ if TYPE_CHECKING:
     from ._scan import Scan
     from ._scan_results import Resolve, ScanError, ScanResult, ScanStats, What
     from ._scopes import RepoType
+    from ._store import CacheInfo, ContentStore
 
 # Where each public name lives (its module's own __all__ has it too).
 _HOMES = {
@@ -73,6 +75,7 @@ _HOMES = {
     "_credentials": ("Credentials",),
     "_exceptions": (
         "AuthenticationError",
+        "CacheError",
         "ConnectError",
         "CredentialsError",
         "DigestMismatch",
@@ -108,6 +111,7 @@ _HOMES = {
     "_scan": ("Scan",),
     "_scan_results": ("Resolve", "ScanError", "ScanResult", "ScanStats", "What"),
     "_scopes": ("RepoType",),
+    "_store": ("CacheInfo", "ContentStore"),
 }
 _HOME_OF = {name: module for module, names in _HOMES.items() for name in names}
 
@@ -117,9 +121,12 @@ __all__ = [
     "AuditRow",
     "AuditSummary",
     "AuthenticationError",
+    "CacheError",
+    "CacheInfo",
     "ClientStats",
     "ConfigBlob",
     "ConnectError",
+    "ContentStore",
     "Credentials",
     "CredentialsError",
     "Descriptor",

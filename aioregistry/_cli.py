@@ -18,7 +18,24 @@ from ._version import __version__
 __all__ = ["console", "main"]
 
 
+def _cache_options(parser: argparse.ArgumentParser, *, no_cache: bool) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "--cache",
+        metavar="DIR",
+        help="keep manifests and configs by digest in DIR (default: the user cache directory, "
+        "~/.cache/aioregistry on Linux; it must be private to you: mode 0700)",
+    )
+    if no_cache:
+        group.add_argument(
+            "--no-cache",
+            action="store_true",
+            help="neither read nor write the cache: fetch everything, as a first run does",
+        )
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
+    _cache_options(parser, no_cache=True)
     parser.add_argument(
         "-t",
         "--type",
@@ -268,6 +285,18 @@ def _build_parser() -> argparse.ArgumentParser:
     p = auth_sub.add_parser("check", help=check_help, description=check_help)
     _common(p)
     p.add_argument("registry", metavar="REGISTRY", help="registry host[:port], e.g. docker.io")
+    cache_help = "show or empty the cache of manifests and configs (never layers, tags or tokens)"
+    cache = sub.add_parser("cache", help=cache_help, description=cache_help)
+    cache_sub = cache.add_subparsers(dest="cache_command", required=True, metavar="ACTION")
+    for action, help_ in (
+        ("info", 'print {"path", "entries", "bytes", "max_bytes"}: what the cache holds'),
+        ("clear", "remove every entry of the cache (nothing else in its directory)"),
+    ):
+        p = cache_sub.add_parser(action, help=help_, description=help_)
+        _cache_options(p, no_cache=False)
+        p.add_argument(
+            "--debug", action="store_true", help="show a traceback when something goes wrong"
+        )
     p = command("catalog", 'print {"repositories": [...]} with every repository of a registry')
     p.add_argument(
         "-r",

@@ -32,15 +32,20 @@ from ._cli_scan import EXIT_OK, EXIT_PIPE, EXIT_USAGE, run_scan
 from ._client import RegistryClient
 from ._config import DEFAULT_TIMEOUTS, Limits, Timeouts
 from ._credentials import Credentials
-from ._exceptions import RegistryError, TransportError, UsageError
+from ._exceptions import CacheError, RegistryError, TransportError, UsageError
 from ._media import OCI_INDEX
 from ._references import parse_reference, parse_repository
 from ._scopes import RepoType
+from ._store import ContentStore, default_cache_dir
 
 __all__ = ["run"]
 
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
+# The commands that fetch content by digest, and so read and fill the cache; the others
+# (tags, digests, tokens, the catalog, rate limits) fetch nothing a digest names, and leave
+# the cache directory alone.
+_CACHING = frozenset({"scan", "manifest", "manifest-list", "config"})
 
 
 def _write(data: bytes) -> None:
@@ -81,9 +86,43 @@ def _timeouts(seconds: float | None) -> Timeouts:
     return DEFAULT_TIMEOUTS if seconds is None else Timeouts(connect=seconds, read=seconds)
 
 
+def _cache_dir(args: argparse.Namespace) -> str:
+    return str(args.cache) if args.cache else str(default_cache_dir())
+
+
+def _store(args: argparse.Namespace) -> ContentStore | None:
+    """The cache the command uses: ``--cache DIR``, else the default; none with
+    ``--no-cache`` or for a command that fetches nothing by digest."""
+    if getattr(args, "no_cache", False) or args.command not in _CACHING:
+        return None
+    return ContentStore(_cache_dir(args))
+
+
+def _cache_command(args: argparse.Namespace) -> int:
+    store = ContentStore(_cache_dir(args))
+    if args.cache_command == "info":
+        info = store.info()
+        _write(
+            orjson.dumps(
+                {
+                    "path": info.path,
+                    "entries": info.entries,
+                    "bytes": info.bytes,
+                    "max_bytes": info.max_bytes,
+                }
+            )
+            + b"\n"
+        )
+    else:
+        removed = store.clear()
+        _line(f"removed {removed.entries} entries ({removed.bytes} bytes) from {removed.path}")
+    return EXIT_OK
+
+
 async def _run(args: argparse.Namespace) -> int:
     repo_type: RepoType = args.repo_type
     async with RegistryClient(
+        cache=_store(args),
         credentials=_explicit_credentials(args),
         insecure=args.insecure,
         ca_file=args.ca_file,
@@ -145,7 +184,8 @@ async def _run(args: argparse.Namespace) -> int:
 
 
 def _exit_code(error: RegistryError) -> int:
-    return EXIT_USAGE if isinstance(error, (UsageError, TransportError)) else EXIT_ERROR
+    usage = isinstance(error, (UsageError, TransportError, CacheError))  # CacheError: fix --cache
+    return EXIT_USAGE if usage else EXIT_ERROR
 
 
 def run(args: argparse.Namespace) -> int:
@@ -153,6 +193,8 @@ def run(args: argparse.Namespace) -> int:
     debug = bool(args.debug) or bool(os.environ.get("AIOREGISTRY_DEBUG"))
     runner: Callable[[], Awaitable[int]] = lambda: _run(args)  # noqa: E731
     try:
+        if args.command == "cache":
+            return _cache_command(args)
         status = anyio.run(runner, backend="asyncio")
     except RegistryError as exc:
         if debug:

@@ -9,6 +9,7 @@ on the per-registry sessions of `_session`, and the scan in `_scan`.
 from __future__ import annotations
 
 import enum
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -49,6 +50,7 @@ from ._references import (
 from ._scopes import RepoType
 from ._session import Sessions
 from ._stats import Meter
+from ._store import ContentStore, open_store
 from ._transport import Transport
 
 if TYPE_CHECKING:  # the scan's machinery is imported by `RegistryClient.scan`, when used
@@ -109,6 +111,14 @@ class RegistryClient:
     ``insecure`` turns TLS verification off; ``ca_file`` adds a trusted CA (``SSL_CERT_FILE``
     is honoured too); ``plain_http`` speaks HTTP to every registry. Loopback registries are
     tried over HTTPS first and over HTTP when HTTPS is refused.
+
+    ``cache`` keeps manifests, indexes and configs by digest across scans and runs: a
+    `ContentStore`, or a directory to open as one (made 0700 if missing; `CacheError` if
+    others may read or write it). None, the default, keeps nothing beyond each scan's memory:
+    a program decides where its files go. A scan with a cache resolves a repository's tags
+    with ``HEAD`` once it finds their manifests there, and fetches only what it lacks; what
+    a tag points to is never cached. `get_manifest`, `fetch_manifest` by digest and
+    `get_config_blob` read and fill it too.
     """
 
     def __init__(
@@ -126,7 +136,9 @@ class RegistryClient:
         limits: Limits = DEFAULT_LIMITS,
         retries: Retries = DEFAULT_RETRIES,
         token_cache: TokenCache | None = None,
+        cache: ContentStore | str | os.PathLike[str] | None = None,
     ) -> None:
+        self._store = open_store(cache)  # first: a bad directory fails before anything opens
         self._meter = Meter()
         transport = Transport(
             session=session,
@@ -188,6 +200,11 @@ class RegistryClient:
         """The latest pull limit each registry host announced, on any response so far
         (Docker Hub sends one with every manifest request; most registries never do)."""
         return dict(self._sessions.rate_limits)
+
+    @property
+    def cache(self) -> ContentStore | None:
+        """The content store given as ``cache`` (None without one)."""
+        return self._store
 
     @property
     def stats(self) -> ClientStats:
@@ -264,7 +281,11 @@ class RegistryClient:
         self._check_open()
         ref = _as_reference(reference)
         session, scope = await self._sessions.pull(ref.repository, repo_type)
-        return await session.get_manifest(ref, scope)
+        if ref.digest is None or self._store is None:
+            return await session.get_manifest(ref, scope)
+        return await self._store.manifest(
+            session.host, ref.digest, lambda: session.get_manifest(ref, scope)
+        )
 
     async def get_manifest_list(
         self, reference: str | Reference, *, repo_type: RepoType = "image"
@@ -288,7 +309,17 @@ class RegistryClient:
         ref = _as_reference(reference)
         wanted = as_platform(platform) if platform is not None else DEFAULT_PLATFORM
         session, scope = await self._sessions.pull(ref.repository, repo_type)
-        return await _manifests.get_manifest(session, ref, scope, wanted)
+        store = self._store
+        if store is None:
+            return await _manifests.get_manifest(session, ref, scope, wanted)
+
+        async def by_digest(child: Reference) -> ImageManifest | ImageIndex:
+            assert child.digest is not None  # noqa: S101
+            return await store.manifest(
+                session.host, child.digest, lambda: session.get_manifest(child, scope)
+            )
+
+        return await _manifests.get_manifest(session, ref, scope, wanted, by_digest=by_digest)
 
     async def get_config(
         self,
@@ -313,7 +344,14 @@ class RegistryClient:
         self._check_open()
         repo = _as_repository(repository)
         session, scope = await self._sessions.pull(repo, repo_type)
-        return await _blobs.get_config(session, repo, scope, descriptor)
+        if self._store is None:
+            return await _blobs.get_config(session, repo, scope, descriptor)
+        return await self._store.config(
+            session.host,
+            descriptor.digest,
+            descriptor.media_type,
+            lambda: _blobs.get_config(session, repo, scope, descriptor),
+        )
 
     async def get_blob(
         self,
@@ -456,6 +494,7 @@ class RegistryClient:
                 resolve=resolve,
                 include_digest_tags=include_digest_tags,
                 referrers=self._referrers if referrers else None,
+                store=self._store,
             )
         )
 

@@ -10,6 +10,8 @@ OS errors are translated into it in exactly one place (`_transport.Transport.sen
     │   └── InsecureCredentials     credentials would travel in clear text to a remote host
     ├── CredentialsError            this machine's credential store failed: a broken docker or
     │                               containers config file, a helper missing, hanging or failing
+    ├── CacheError                  the cache directory cannot be used: others may read or write
+    │                               it, another user owns it, it cannot be made
     ├── TransportError              the request did not get an HTTP answer
     │   ├── ConnectError            refused, unreachable, name resolution failed
     │   ├── TLSError                certificate not trusted, hostname mismatch, not TLS
@@ -33,6 +35,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "AuthenticationError",
+    "CacheError",
     "ConnectError",
     "CredentialsError",
     "DigestMismatch",
@@ -83,6 +86,12 @@ class CredentialsError(RegistryError):
     Not a usage error: the command was right, the machine's credential store is not. The
     message names the file or the helper, never a secret.
     """
+
+
+class CacheError(RegistryError):
+    """The cache directory cannot be used: it is not private to this user (others may read
+    or write it: it holds image configs, which may carry secrets), or it cannot be made.
+    The message names the directory and what is wrong with it."""
 
 
 class TransportError(RegistryError):

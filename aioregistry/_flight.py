@@ -90,3 +90,16 @@ class Memo(Generic[K, V]):
             return value
 
         return await self._flight.do(key, compute_and_keep)
+
+    def put(self, key: K, value: V) -> None:
+        """Keep ``value`` as if ``get`` had computed it."""
+        self._values[key] = value
+        self._values.move_to_end(key)
+        if len(self._values) > self._size:
+            self._values.popitem(last=False)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._values
+
+    def clear(self) -> None:
+        self._values.clear()

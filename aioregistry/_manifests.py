@@ -70,14 +70,22 @@ async def image_for(ref: Reference, entry: Descriptor, fetch: Fetch) -> ImageMan
 
 
 async def get_manifest(
-    session: Session, ref: Reference, scope: str, platform: Platform
+    session: Session,
+    ref: Reference,
+    scope: str,
+    platform: Platform,
+    *,
+    by_digest: Fetch | None = None,
 ) -> ImageManifest:
-    """The image manifest of ``ref``; a multi-arch tag resolves to ``platform``."""
-    fetched = await session.get_manifest(ref, scope)
+    """The image manifest of ``ref``; a multi-arch tag resolves to ``platform``, whose
+    manifest comes from ``by_digest`` (a content store) when given. ``ref`` itself is
+    fetched: with a tag, what it points to is asked every time."""
+    fetch: Fetch = by_digest or (lambda child: session.get_manifest(child, scope))
+    fetched = await (fetch(ref) if ref.digest is not None else session.get_manifest(ref, scope))
     if isinstance(fetched, ImageManifest):
         return fetched
     (entry,) = platform_entries(fetched, ref, platform)
-    return await image_for(ref, entry, lambda child: session.get_manifest(child, scope))
+    return await image_for(ref, entry, fetch)
 
 
 async def get_digest(

@@ -59,6 +59,7 @@ from ._scan_tag import TagScanner
 from ._scopes import RepoType
 from ._session import Session, Sessions
 from ._stats import Counters, Meter
+from ._store import ContentStore
 from ._tags import catalog, list_tags
 
 __all__ = ["DEFAULT_SCAN_CONCURRENCY", "MAX_SCAN_CONCURRENCY", "Pipeline", "Scan"]
@@ -99,6 +100,7 @@ class Pipeline:
         resolve: Resolve,
         include_digest_tags: bool,
         referrers: ReferrersState | None = None,
+        store: ContentStore | None = None,
     ) -> None:
         if what not in _WHAT:
             raise UsageError(f"invalid what {what!r}: expected one of {', '.join(_WHAT)}")
@@ -142,6 +144,7 @@ class Pipeline:
             on_grow=self._grew,
             referrers=referrers,
             tags_of=None if referrers is None else self._referrer_tags,
+            store=store,
         )
         # Each repository's whole tag list, when referrers are wanted, and its bookkeeping
         # tags: all a lookup needs of it (a fallback tag, cosign's tags), and few, so a

@@ -1,8 +1,11 @@
 """One tag of a scan: from a reference to its `ScanResult` (or one per platform).
 
-A tag is resolved by ``GET`` (the fewest requests) or by ``HEAD`` (digest scans, and Docker
-Hub, whose pull limit counts GETs and not HEADs), then its index entries and image, and its
-config, are fetched through memos keyed by digest, so nothing is fetched twice in a scan.
+A tag is resolved by ``GET`` (the fewest requests) or by ``HEAD`` (digest scans, Docker Hub,
+whose pull limit counts GETs and not HEADs, and a repository whose manifests the store
+already holds: `_resolution`), then its index entries and image, and its config, come
+through the scan's `ContentStore` (its memory tier keyed by host and digest, and the disk
+tier when the client has one), so nothing is fetched twice in a scan, nor, with a store on
+disk, in the next one.
 Every request to a registry goes through that registry's session bound to the scan's
 `AdaptiveLimiter` for it, made on first use: it starts at 64 requests in flight per 25 ms
 of round trip to the registry (Little's law), at most ``ceiling``.
@@ -33,13 +36,15 @@ from ._media import INDEX_MEDIA_TYPES, MANIFEST_MEDIA_TYPES
 from ._models import ConfigBlob, Descriptor, ImageIndex, ImageManifest, Platform
 from ._references import DOCKER_HUB_REGISTRY, Reference, Repository
 from ._referrers import ReferrersState, list_referrers
+from ._resolution import Resolution
 from ._scan_results import Resolve, ScanError, ScanResult, What
 from ._scopes import RepoType
 from ._session import Session, Sessions
+from ._store import MEMORY_ENTRIES, ContentStore
 
 __all__ = ["MEMO_SIZE", "PREOPEN_ROUND_TRIP", "TagScanner"]
 
-MEMO_SIZE = 2048  # distinct manifests / configs kept for reuse; older ones are fetched again
+MEMO_SIZE = MEMORY_ENTRIES  # distinct manifests / configs kept for reuse; older ones fetched again
 # The round trip (seconds) from which a scan opens connections while it waits for a tag list.
 PREOPEN_ROUND_TRIP = 0.01
 
@@ -61,6 +66,7 @@ class TagScanner:
         on_grow: Callable[[], None],
         referrers: ReferrersState | None = None,
         tags_of: Callable[[Repository], Awaitable[Sequence[str]]] | None = None,
+        store: ContentStore | None = None,
     ) -> None:
         self._sessions = sessions
         self._what = what
@@ -72,8 +78,11 @@ class TagScanner:
         self._adaptive = adaptive
         self._on_grow = on_grow  # a limiter was made or grew
         self._limited: dict[str, Session] = {}  # by host: the registry's session, bounded
-        self._manifests: Memo[tuple[str, str], ImageManifest | ImageIndex] = Memo(MEMO_SIZE)
-        self._configs: Memo[tuple[str, str], ConfigBlob] = Memo(MEMO_SIZE)
+        # The client's store, or one of the scan's own in memory (what the memos were)
+        self._store = store if store is not None else ContentStore(memory_entries=MEMO_SIZE)
+        # Whether the store held anything when the scan began: a first scan GETs as always.
+        self._store_useful = self._store.persistent and not self._store.is_empty
+        self._resolutions: dict[Repository, Resolution] = {}
         self._referrers_state = referrers
         self._tags_of = tags_of
         # by (host, repository, digest): referrers are a repository's, not a registry's
@@ -125,38 +134,69 @@ class TagScanner:
         return limited, scope
 
     async def _manifest(
-        self, session: Session, ref: Reference, scope: str
+        self, session: Session, ref: Reference, scope: str, media_type: str | None
     ) -> ImageManifest | ImageIndex:
-        """A manifest by digest, fetched once per scan (verified against the digest). Urgent,
+        """A manifest by digest (of type ``media_type``, as the registry or the index says),
+        from the store or fetched once per scan (verified against the digest). Urgent,
         as the config below: it finishes a tag already begun, so under a rate cap it goes
         before the next tag's first request and results stream from the start."""
         assert ref.digest is not None  # noqa: S101
-        return await self._manifests.get(
-            (session.host, ref.digest), lambda: session.get_manifest(ref, scope, urgent=True)
+        return await self._store.manifest(
+            session.host,
+            ref.digest,
+            lambda: session.get_manifest(ref, scope, urgent=True),
+            media_type=media_type,
         )
 
     async def _config(
         self, session: Session, repo: Repository, scope: str, descriptor: Descriptor
     ) -> ConfigBlob:
-        return await self._configs.get(
-            (session.host, descriptor.digest),
+        return await self._store.config(
+            session.host,
+            descriptor.digest,
+            descriptor.media_type,
             lambda: get_config(session, repo, scope, descriptor, urgent=True),
         )
 
-    def _use_head(self, host: str) -> bool:
-        if self._what == "digest" or self._resolve == "head":
-            return True
-        # Docker Hub counts manifest GETs against the pull limit and HEADs not: resolve each
-        # tag with a HEAD there and GET each distinct digest once. Elsewhere one GET per tag
-        # is the fewest requests.
-        return self._resolve == "auto" and host == DOCKER_HUB_REGISTRY
+    def _resolution(self, ref: Reference, host: str) -> Resolution:
+        resolution = self._resolutions.get(ref.repository)
+        if resolution is None:
+            fixed: bool | None = None
+            if self._what == "digest" or self._resolve == "head":
+                fixed = True
+            elif self._resolve == "get":
+                fixed = False
+            elif host == DOCKER_HUB_REGISTRY:
+                # Docker Hub counts manifest GETs against the pull limit and HEADs not:
+                # resolve each tag with a HEAD there and GET each distinct digest once.
+                fixed = True
+            elif not self._store_useful:
+                fixed = False  # one GET per tag is the fewest requests
+            resolution = self._resolutions[ref.repository] = Resolution(fixed)
+        return resolution
+
+    async def _resolve_tag(
+        self, session: Session, ref: Reference, scope: str
+    ) -> tuple[str, str | None, ImageManifest | ImageIndex | None]:
+        """What ``ref`` points to, by HEAD or GET as its repository's `Resolution` says; a
+        manifest fetched by tag is kept in the store."""
+        resolution = self._resolution(ref, session.host)
+        head, sampled = await resolution.head()
+        hit = False
+        try:
+            digest, media_type, top = await resolve_tag(session, ref, scope, head=head)
+            hit = top is None and self._store.holds(session.host, digest)
+        finally:
+            if sampled:
+                resolution.found(hit)
+        if top is not None and self._store.persistent:
+            self._store.keep(session.host, top)
+        return digest, media_type, top
 
     async def scan(self, ref: Reference) -> list[ScanResult]:
         """The result of one tag: one, or one per platform with ``platform`` None."""
         session, scope = await self._session(ref.repository)
-        digest, media_type, top = await resolve_tag(
-            session, ref, scope, head=self._use_head(session.host)
-        )
+        digest, media_type, top = await self._resolve_tag(session, ref, scope)
         base = ScanResult(str(ref), str(ref.repository), ref.tag, digest, media_type)
         if self._referrers_state is None:
             return await self._image(session, ref, scope, base, top)
@@ -219,7 +259,7 @@ class TagScanner:
             if media_type not in INDEX_MEDIA_TYPES:
                 return [base]
         if top is None:
-            top = await self._manifest(session, ref.with_digest(digest), scope)
+            top = await self._manifest(session, ref.with_digest(digest), scope, media_type)
         if isinstance(top, ImageIndex):
             base = replace(base, platforms=top.platforms)
             try:
@@ -240,7 +280,9 @@ class TagScanner:
         try:
             if self._what == "digest":
                 return replace(base, platform=str(entry.platform), manifest_digest=entry.digest)
-            child = await image_for(ref, entry, lambda child: self._manifest(session, child, scope))
+            child = await image_for(
+                ref, entry, lambda child: self._manifest(session, child, scope, entry.media_type)
+            )
             return await self._finish(session, ref, scope, base=base, manifest=child, entry=entry)
         except RegistryError as exc:
             # With platform="all" one broken platform must not hide the others.

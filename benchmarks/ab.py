@@ -34,7 +34,7 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE)]
 
 from bench import Contender, contenders, run_once  # noqa: E402
-from env import BenchEnv, bench_env  # noqa: E402
+from env import BenchEnv, bench_env, no_cache  # noqa: E402
 
 REPOS = ("bench/many", "bench/distinct")
 PEER = "aioregistry 0.7.3 from PyPI (all tags at once)"  # bench.contenders' name for it
@@ -47,13 +47,21 @@ def _python(checkout: Path) -> Path:
     return python
 
 
+@functools.cache
+def _no_cache(checkout: Path) -> tuple[str, ...]:
+    """``--no-cache`` for a checkout with a cache: both sides scan as a first scan does."""
+    return tuple(no_cache(_python(checkout), cwd=checkout))
+
+
 def _scan(env: BenchEnv, repo: str, *, checkout: Path) -> tuple[float, float]:
     """One whole-process config scan of ``repo``: (wall seconds, the scan's own seconds)."""
+
+    uncached = _no_cache(checkout)
 
     def argv(env: BenchEnv, repo: str, _limit: int | None) -> list[str]:
         return [
             str(_python(checkout)), "-m", "aioregistry", "scan", f"{env.host}/{repo}",
-            "--what", "config", "--ca-file", str(env.ca_file), "--format", "jsonl",
+            "--what", "config", "--ca-file", str(env.ca_file), "--format", "jsonl", *uncached,
         ]  # fmt: skip
 
     run = run_once(env, Contender(str(checkout), argv), repo, None, cwd=checkout)

@@ -237,7 +237,7 @@ def scan_once(env: Any, setup: Setup, seed: int) -> dict[str, Any]:
     with _Proxy(env, setup, seed) as proxy:
         argv = [
             PYTHON, "-m", "aioregistry", "scan", f"{proxy.host}/{REPOSITORY}", "--what", "config",
-            "--ca-file", str(env.ca_file), "--format", "jsonl", *setup.args,
+            "--ca-file", str(env.ca_file), "--format", "jsonl", "--no-cache", *setup.args,
         ]  # fmt: skip
         started = time.perf_counter()
         try:

@@ -55,10 +55,11 @@ class Contender:
 
 
 def _ours(extra: list[str]) -> Callable[[BenchEnv, str, int | None], list[str]]:
+    # --no-cache: every run scans as a first scan does, as the peers' runs do
     def argv(env: BenchEnv, repo: str, _limit: int | None) -> list[str]:
         return [
             PYTHON, "-m", "aioregistry", "scan", f"{env.host}/{repo}", "--what", "config",
-            "--ca-file", str(env.ca_file), "--format", "jsonl", *extra,
+            "--ca-file", str(env.ca_file), "--format", "jsonl", "--no-cache", *extra,
         ]  # fmt: skip
 
     return argv
@@ -379,6 +380,40 @@ def _adversity(env: BenchEnv, args: argparse.Namespace, rtts: list[float]) -> di
     return data
 
 
+def _cache_options(parser: argparse.ArgumentParser) -> None:
+    """benchmarks/cache.py's flags (its section is part of the extras, after adversity)."""
+    parser.add_argument(
+        "--no-cache-section",
+        action="store_true",
+        help="skip the cache section (so does --no-extras)",
+    )
+    parser.add_argument(
+        "--only-cache",
+        action="store_true",
+        help="run the cache section alone (first scan vs warm re-scan; DATE-MACHINE-cache.md)",
+    )
+    parser.add_argument("--cache-rtt", help="its RTTs (default: those of --rtt above 0)")
+
+
+def _cache(env: BenchEnv, args: argparse.Namespace, rtts: list[float]) -> dict[str, Any]:
+    """benchmarks/cache.py's section, unless skipped ({} then); its own report file."""
+    if args.no_cache_section or (args.no_extras and not args.only_cache):
+        return {}
+    import cache  # noqa: PLC0415
+
+    chosen = (
+        [float(x) for x in args.cache_rtt.split(",")]
+        if args.cache_rtt
+        else [rtt for rtt in rtts if rtt > 0] or rtts
+    )
+    data = cache.run(env, chosen, args.runs)
+    print("\n".join(cache.markdown(data)))
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = cache.write(args.out / f"{date.today().isoformat()}-{machine()}-cache", data)
+    print(f"report: {path}", file=sys.stderr)
+    return data
+
+
 def machine() -> str:
     return f"{platform.machine()}-{os.cpu_count()}cpu"
 
@@ -394,6 +429,7 @@ def main() -> None:
         "--rewrite", type=Path, help="only rewrite the report from a results .json of a run"
     )
     _adversity_options(parser)
+    _cache_options(parser)
     args = parser.parse_args()
     rtts = [float(x) for x in args.rtt.split(",")]
     import report  # noqa: PLC0415
@@ -414,9 +450,13 @@ def main() -> None:
         if args.only_adversity:
             _adversity(env, args, rtts)
             return
+        if args.only_cache:
+            _cache(env, args, rtts)
+            return
         rows = measure(env, rtts, args.runs, set(args.only) if args.only else None)
         sweep = {} if args.no_extras else concurrency_sweep(env, rtts, SWEEP_LEVELS)
         adversity = _adversity(env, args, rtts)
+        _cache(env, args, rtts)
     extras: dict[str, Any] = {"adversity": adversity} if adversity else {}
     if not args.no_extras:
         import memory  # noqa: PLC0415

@@ -57,6 +57,22 @@ class Expected:
     config_digest: str
 
 
+def no_cache(python: str | os.PathLike[str], cwd: Path | None = None) -> list[str]:
+    """``["--no-cache"]`` when that interpreter's aioregistry has a cache (issue #14), so a
+    timed scan fetches what a first scan does and no run is helped by the one before it;
+    ``[]`` for a checkout from before the cache, which keeps none."""
+    import subprocess  # noqa: PLC0415
+
+    help_text = subprocess.run(
+        [str(python), "-m", "aioregistry", "scan", "--help"],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        check=False,
+    ).stdout
+    return ["--no-cache"] if "--no-cache" in help_text else []
+
+
 def targets_of(
     name: str, distinct: int, multi_every: int, plan: _Plan
 ) -> list[PushedImage | PushedIndex]:

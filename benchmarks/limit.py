@@ -673,7 +673,7 @@ def compare(
             ]
             scan_command = [
                 *(sys.executable, "-m", "aioregistry", "scan", f"{registry.host}/{repository}"),
-                *("--what", "config", "--format", "jsonl", "--ca-file", ca),
+                *("--what", "config", "--format", "jsonl", "--ca-file", ca, "--no-cache"),
             ]
             for _ in range(runs):
                 run, plan = _run_limit(registry, limit_command)

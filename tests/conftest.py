@@ -11,8 +11,9 @@
 * ``registry_audit``: likewise, holding ``support.audit``'s images of known dates, sizes,
   platforms and referrers: ``(registry, content)``.
 
-Every test runs with HOME, DOCKER_CONFIG and XDG_RUNTIME_DIR in ``temp_home`` and without
-REGISTRY_AUTH_FILE, DOCKER_USER or DOCKER_PASSWORD (``no_personal_credentials``, autouse).
+Every test runs with HOME, DOCKER_CONFIG, XDG_RUNTIME_DIR and XDG_CACHE_HOME in ``temp_home``
+and without REGISTRY_AUTH_FILE, DOCKER_USER or DOCKER_PASSWORD (``no_personal_credentials``,
+autouse): the CLI's default cache is then the test's own, empty at the start of each test.
 
 Each registry has ``.content`` (a ``support.content.Content``) describing what was pushed.
 """
@@ -50,6 +51,8 @@ def no_personal_credentials(temp_home: Path, monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("HOME", str(temp_home))
     monkeypatch.setenv("DOCKER_CONFIG", str(temp_home / ".docker"))
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(temp_home / "run"))
+    # The CLI's default cache (platformdirs: $XDG_CACHE_HOME/aioregistry), never the real one
+    monkeypatch.setenv("XDG_CACHE_HOME", str(temp_home / ".cache"))
     for name in ("REGISTRY_AUTH_FILE", "DOCKER_USER", "DOCKER_PASSWORD"):
         monkeypatch.delenv(name, raising=False)
 

@@ -21,8 +21,8 @@ from types import ModuleType
 import aioregistry
 
 EXPECTED = {
-    "Audit", "AuditRow", "AuditSummary", "AuthenticationError", "ClientStats", "ConfigBlob",
-    "ConnectError", "Credentials", "CredentialsError",
+    "Audit", "AuditRow", "AuditSummary", "AuthenticationError", "CacheError", "CacheInfo",
+    "ClientStats", "ConfigBlob", "ConnectError", "ContentStore", "Credentials", "CredentialsError",
     "DEFAULT_PLATFORM", "Descriptor", "DigestMismatch", "ErrorDetail", "Forbidden", "ImageIndex",
     "ImageManifest", "InsecureCredentials", "InvalidContent", "InvalidPlatform",
     "InvalidReference", "Limits", "NoMatchingPlatform", "NotFound", "Platform", "ProtocolError",
