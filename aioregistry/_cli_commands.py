@@ -45,7 +45,7 @@ EXIT_INTERRUPTED = 130
 # The commands that fetch content by digest, and so read and fill the cache; the others
 # (tags, digests, tokens, the catalog, rate limits) fetch nothing a digest names, and leave
 # the cache directory alone.
-_CACHING = frozenset({"scan", "manifest", "manifest-list", "config"})
+_CACHING = frozenset({"scan", "audit", "manifest", "manifest-list", "config"})
 
 
 def _write(data: bytes) -> None:

@@ -27,6 +27,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import orjson
 import pytest
 from support.registry import RegistryProcess
 
@@ -258,3 +259,35 @@ async def test_the_client_keeps_no_cache_unless_given_one(registry_http, temp_ho
         async with client.scan(*_targets(registry_http)) as results:
             assert [r async for r in results]
     assert not (temp_home / ".cache").exists()
+
+
+def test_a_reaudit_gets_only_what_tags_name(registry_audit, tmp_path):
+    """``audit`` reads and fills the cache as ``scan`` does: run again, it asks for no
+    manifest or config by digest; what it still GETs is named by a tag (a referrers fallback
+    index, whose tag may move), and its rows are the same."""
+    registry, _ = registry_audit
+    cache = tmp_path / "cache"
+
+    def audit() -> tuple[list[object], list[tuple[str, str]]]:
+        mark = registry.log_mark()
+        result = subprocess.run(
+            [
+                *(sys.executable, "-m", "aioregistry", "audit", f"{registry.host}/test/audit"),
+                *("--format", "json", "--sort", "tag", "--cache", str(cache)),
+            ],
+            capture_output=True,
+            env=dict(os.environ),
+            timeout=120,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr.decode()
+        return orjson.loads(result.stdout)["rows"], _requests(registry, mark)
+
+    first, cold = audit()
+    second, warm = audit()
+    assert second == first
+    by_digest = [path for path in _content_gets(cold) if "/sha256:" in path]
+    assert by_digest  # the first audit fetched manifests and configs by digest...
+    assert [path for path in _content_gets(warm) if "/sha256:" in path] == []  # ...not again
+    # What is still fetched is named by a tag: the fallback indexes (sha256-<hex>).
+    assert all("/manifests/sha256-" in path for path in _content_gets(warm)), _content_gets(warm)
