@@ -22,12 +22,15 @@ or not, of several platforms and ages), since the demo's own images are too few 
 alike to show what the charts are for. ``--screenshot PNG`` opens the report in headless
 chromium (Debian's, as the tests do) and saves its first screen, 1280x900: the README's
 ``docs/audit-report.png`` is ``--report-rows 2000 --screenshot docs/audit-report.png``.
+The commands it runs keep their cache (`aioregistry`'s default, ``$XDG_CACHE_HOME``) in the
+demo's temporary directory, gone with it: the demo leaves nothing in ``~/.cache``.
 The registry is stopped however the script ends; its exit status is the first failing scan's.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import signal
 import subprocess
@@ -233,6 +236,8 @@ def main(argv: list[str] | None = None) -> int:
         tempfile.TemporaryDirectory(prefix="aioregistry-demo-") as tmp,
         RegistryProcess("token", Path(tmp)) as registry,
     ):
+        # The CLI's default cache is $XDG_CACHE_HOME/aioregistry: the demo's, not the user's.
+        os.environ["XDG_CACHE_HOME"] = str(Path(tmp) / "cache")
         started = time.monotonic()
         content = registry.push_content(many_tags=args.many_tags, distinct=args.distinct)
         _banner(registry, content, args.distinct, Path(tmp))

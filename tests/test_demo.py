@@ -52,6 +52,7 @@ def test_a_second_demo_installs_nothing_unless_pyproject_changed(tmp_path, monke
 
 
 def test_the_demo_runs_its_scans_against_a_token_auth_registry() -> None:
+    user_cache = Path(os.environ["XDG_CACHE_HOME"]) / "aioregistry"  # conftest's temp home
     result = subprocess.run(
         [sys.executable, str(DEMO), "--many-tags", "30", "--distinct", "5"],
         capture_output=True,
@@ -74,6 +75,7 @@ def test_the_demo_runs_its_scans_against_a_token_auth_registry() -> None:
     rows = [line for line in out.splitlines() if line.startswith("test/many:t00")]
     assert len(rows) == 30  # the table: every tag of test/many
     assert out.count('"tag":"t00') == 3  # the jsonl scan shown as `| head -n 3`
+    assert not user_cache.exists()  # its scans cached in its own temporary directory
 
 
 @pytest.mark.parametrize("synthetic", [True, False], ids=["synthetic", "audit"])
