@@ -74,10 +74,14 @@ def _summary(stats: ScanStats, interrupted: str | None = None) -> str:
         if stats.hidden_tags
         else ""
     )
+    cached = f"{stats.from_cache} from the cache, " if stats.from_cache else ""
+    if stats.cache_dropped:
+        corrupt = _count(stats.cache_dropped, "corrupt cache entry", "corrupt cache entries")
+        cached += f"{corrupt} fetched anew, "
     return (
         f"aioregistry: {f'interrupted ({interrupted}): ' if interrupted else ''}"
         f"{_count(stats.results, 'result')}, {_count(stats.errors, 'error')}, {hidden}"
-        f"{_count(stats.total_requests, 'request')} ({requests or 'none'}), "
+        f"{_count(stats.total_requests, 'request')} ({requests or 'none'}), {cached}"
         f"{_count(stats.tokens_fetched, 'token')}, {_count(stats.retries, 'retry', 'retries')}, "
         f"{_count(stats.hedges, 'hedge')}, {stats.refused} refused, "
         f"up to {peak} in flight, {limits}"

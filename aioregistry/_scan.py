@@ -191,6 +191,7 @@ class Pipeline:
         counters = self._counters
         start = self._started or time.monotonic()
         limiters = self._tags.limiters
+        from_cache, cache_dropped = self._tags.store_counts()
         return ScanStats(
             results=self._results,
             errors=self._errors,
@@ -208,6 +209,8 @@ class Pipeline:
                 if host in limiters
             },
             hidden_tags=self._hidden,
+            from_cache=from_cache,
+            cache_dropped=cache_dropped,
         )
 
     async def iterate(self) -> AsyncGenerator[ScanResult, None]:

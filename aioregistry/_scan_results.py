@@ -92,6 +92,9 @@ class ScanStats:
     (the adaptive limiter's peak); ``rate_limits`` the latest pull limit each host announced
     (Docker Hub), for the hosts that announced one. ``hidden_tags`` counts the listed tags
     left out as referrer bookkeeping (`is_referrer_tag`; ``include_digest_tags`` scans them).
+    ``from_cache`` counts the manifests and configs read from the client's cache on disk
+    instead of fetched, ``cache_dropped`` the entries there that no longer hashed to their
+    digest (removed, and fetched anew).
     """
 
     results: int
@@ -106,6 +109,8 @@ class ScanStats:
     concurrency: Mapping[str, int] = field(default_factory=dict)
     rate_limits: Mapping[str, RateLimit] = field(default_factory=dict)
     hidden_tags: int = 0
+    from_cache: int = 0
+    cache_dropped: int = 0
 
     @property
     def total_requests(self) -> int:

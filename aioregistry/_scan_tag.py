@@ -82,6 +82,8 @@ class TagScanner:
         self._store = store if store is not None else ContentStore(memory_entries=MEMO_SIZE)
         # Whether the store held anything when the scan began: a first scan GETs as always.
         self._store_useful = self._store.persistent and not self._store.is_empty
+        # The store's disk counters when the scan began (a client's store outlives scans).
+        self._store_counts = (self._store.disk_hits, self._store.dropped)
         self._resolutions: dict[Repository, Resolution] = {}
         self._referrers_state = referrers
         self._tags_of = tags_of
@@ -106,6 +108,12 @@ class TagScanner:
         # (Little's law): 64 suits up to 25 ms, so a registry 100 ms away starts at 256
         # rather than spend its first round trips growing there.
         return min(self._ceiling, max(self._initial, int(self._initial * round_trip / 0.025)))
+
+    def store_counts(self) -> tuple[int, int]:
+        """The documents this scan read from the disk cache, and the entries it found
+        corrupt there (`ScanStats.from_cache`, ``cache_dropped``)."""
+        hits, dropped = self._store_counts
+        return self._store.disk_hits - hits, self._store.dropped - dropped
 
     def connections_to_preopen(self, session: Session) -> int:
         """How many connections to open to ``session``'s registry before its first tag list

@@ -244,8 +244,13 @@ async def test_the_client_takes_a_cache_and_a_rescan_gets_nothing(registry_http,
 
     first, cold = await scan()
     assert "manifest-head" not in cold.requests
+    assert (cold.from_cache, cold.cache_dropped) == (0, 0)
     second, warm = await scan()
     assert second == first
+    # Every distinct manifest came from the disk (once: then from memory), nothing corrupt.
+    entries = len(list((tmp_path / "c" / "blobs" / "sha256").iterdir()))
+    assert len({r.manifest_digest for r in second}) <= warm.from_cache <= entries
+    assert warm.cache_dropped == 0
     assert "manifest" not in warm.requests
     assert "blob" not in warm.requests
     tags = _tag_count(registry_http)
@@ -291,3 +296,35 @@ def test_a_reaudit_gets_only_what_tags_name(registry_audit, tmp_path):
     assert [path for path in _content_gets(warm) if "/sha256:" in path] == []  # ...not again
     # What is still fetched is named by a tag: the fallback indexes (sha256-<hex>).
     assert all("/manifests/sha256-" in path for path in _content_gets(warm)), _content_gets(warm)
+
+
+def test_the_summary_says_what_came_from_the_cache(registry_http, tmp_path):
+    cache = tmp_path / "cache"
+    target = f"{registry_http.host}/{registry_http.content.many_repository}"
+
+    def summary() -> str:
+        result = subprocess.run(
+            [
+                *(sys.executable, "-m", "aioregistry", "scan", target, "--what", "config"),
+                *("--format", "jsonl", "--cache", str(cache)),
+            ],
+            capture_output=True,
+            env=dict(os.environ),
+            timeout=120,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr.decode()
+        return result.stderr.decode().strip().splitlines()[-1]
+
+    assert "from the cache" not in summary()  # the first scan fills it
+    image = next(iter(registry_http.content.many_tags.values()))
+    configs = {i.config_digest for i in registry_http.content.many_tags.values()}
+    manifests = {i.digest for i in registry_http.content.many_tags.values()}
+    warm = summary()
+    # each distinct manifest and config once from the disk
+    assert f" {len(configs) + len(manifests)} from the cache, " in warm, warm
+    path = cache / "blobs" / "sha256" / image.config_digest.removeprefix("sha256:")
+    path.write_bytes(path.read_bytes() + b" ")
+    again = summary()
+    assert "1 corrupt cache entry fetched anew" in again, again
+    assert f" {len(configs) + len(manifests) - 1} from the cache, " in again, again
