@@ -47,27 +47,23 @@ def _tag_count(registry: RegistryProcess) -> int:
     return len(registry.content.many_tags) + len(registry.content.tags_of("test/multi"))
 
 
-def _scan(registry: RegistryProcess, *args: str, targets: list[str] | None = None) -> bytes:
-    """One CLI scan (``--platform all``); its jsonl output, lines sorted."""
+def _aioregistry(*args: str) -> subprocess.CompletedProcess[bytes]:
+    """``python -m aioregistry ARGS``, checked: exit 0."""
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "aioregistry",
-            "scan",
-            *(targets or _targets(registry)),
-            "--platform",
-            "all",
-            "--format",
-            "jsonl",
-            *args,
-        ],
+        [sys.executable, "-m", "aioregistry", *args],
         capture_output=True,
         env=dict(os.environ),
         timeout=120,
         check=False,
     )
     assert result.returncode == 0, result.stderr.decode()
+    return result
+
+
+def _scan(registry: RegistryProcess, *args: str, targets: list[str] | None = None) -> bytes:
+    """One CLI scan (``--platform all``); its jsonl output, lines sorted."""
+    targets = targets or _targets(registry)
+    result = _aioregistry("scan", *targets, "--platform", "all", "--format", "jsonl", *args)
     return b"".join(sorted(result.stdout.splitlines(keepends=True)))
 
 
@@ -275,17 +271,10 @@ def test_a_reaudit_gets_only_what_tags_name(registry_audit, tmp_path):
 
     def audit() -> tuple[list[object], list[tuple[str, str]]]:
         mark = registry.log_mark()
-        result = subprocess.run(
-            [
-                *(sys.executable, "-m", "aioregistry", "audit", f"{registry.host}/test/audit"),
-                *("--format", "json", "--sort", "tag", "--cache", str(cache)),
-            ],
-            capture_output=True,
-            env=dict(os.environ),
-            timeout=120,
-            check=False,
+        result = _aioregistry(
+            *("audit", f"{registry.host}/test/audit"),
+            *("--format", "json", "--sort", "tag", "--cache", str(cache)),
         )
-        assert result.returncode == 0, result.stderr.decode()
         return orjson.loads(result.stdout)["rows"], _requests(registry, mark)
 
     first, cold = audit()
@@ -303,17 +292,9 @@ def test_the_summary_says_what_came_from_the_cache(registry_http, tmp_path):
     target = f"{registry_http.host}/{registry_http.content.many_repository}"
 
     def summary() -> str:
-        result = subprocess.run(
-            [
-                *(sys.executable, "-m", "aioregistry", "scan", target, "--what", "config"),
-                *("--format", "jsonl", "--cache", str(cache)),
-            ],
-            capture_output=True,
-            env=dict(os.environ),
-            timeout=120,
-            check=False,
+        result = _aioregistry(
+            *("scan", target, "--what", "config", "--format", "jsonl", "--cache", str(cache))
         )
-        assert result.returncode == 0, result.stderr.decode()
         return result.stderr.decode().strip().splitlines()[-1]
 
     assert "from the cache" not in summary()  # the first scan fills it
